@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// Thin launcher: the CLI is compiled to dist/ by `npm install` (the prepare script).
+import('../dist/cli/main.js').catch((err) => {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli/main.js')) {
+    process.stderr.write('mailq: not built yet; run `npm run build` (npm install does it)\n');
+  } else {
+    process.stderr.write(`mailq: internal error: ${err && err.stack ? err.stack : err}\n`);
+  }
+  process.exit(1);
+});
