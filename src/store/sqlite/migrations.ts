@@ -1,0 +1,92 @@
+/**
+ * Numbered schema migrations. The schema version lives in PRAGMA user_version;
+ * PRAGMA application_id marks the file as a mailq database so that pointing
+ * --db at some other SQLite file fails clearly instead of adding tables to it.
+ * Append new migrations; never edit a released one.
+ */
+
+/** "MLQ1" as a 32-bit integer. */
+export const APPLICATION_ID = 0x4d4c5131;
+
+export const migrations: readonly string[] = [
+  // 1: campaigns, imports, recipients, rejects, suppressions.
+  `
+  CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'draft'
+      CHECK (status IN ('draft','sending','paused','finished','cancelled')),
+    template_json TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    template_source TEXT NOT NULL,
+    vars_json TEXT NOT NULL DEFAULT '{}',
+    settings_json TEXT NOT NULL DEFAULT '{}'
+  ) STRICT;
+
+  CREATE TABLE import_runs (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+    source TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running','complete','failed')),
+    columns_json TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    imported INTEGER,
+    duplicates INTEGER,
+    rejected INTEGER,
+    total INTEGER
+  ) STRICT;
+  CREATE INDEX import_runs_campaign ON import_runs(campaign_id, status);
+
+  CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+    import_run_id INTEGER NOT NULL REFERENCES import_runs(id),
+    line INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    address_key TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    vars_json TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+      CHECK (state IN ('queued','sending','deferred','sent','failed','suppressed','cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires_at INTEGER,
+    attempt_id TEXT,
+    last_category TEXT,
+    last_code INTEGER,
+    last_enhanced TEXT,
+    last_reply TEXT,
+    message_id TEXT,
+    sent_at INTEGER,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER
+  ) STRICT;
+  -- Dedupe within a campaign; also the lookup for preview --to.
+  CREATE UNIQUE INDEX messages_campaign_key ON messages(campaign_id, address_key);
+
+  CREATE TABLE import_rejects (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+    import_run_id INTEGER NOT NULL REFERENCES import_runs(id),
+    source TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    raw TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    -- Re-running an import must not list the same bad line twice.
+    UNIQUE (campaign_id, source, line)
+  ) STRICT;
+
+  CREATE TABLE suppressions (
+    address_key TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  `,
+];
+
+export const SCHEMA_VERSION = migrations.length;

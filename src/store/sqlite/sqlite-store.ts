@@ -1,0 +1,439 @@
+import type Database from 'better-sqlite3';
+import { openSqlite } from './open.js';
+import {
+  emptyCounts,
+  messageStates,
+  type BatchResult,
+  type Campaign,
+  type CampaignStatus,
+  type CampaignSummary,
+  type ImportRun,
+  type ImportRunStatus,
+  type MessageRow,
+  type MessageState,
+  type NewCampaign,
+  type RecipientInsert,
+  type RejectInsert,
+  type RejectRow,
+  type RunTally,
+  type StateCounts,
+  type Store,
+} from '../types.js';
+
+/** Rows per page when streaming recipients: big enough to amortise the query, small enough to stay flat. */
+const PAGE_SIZE = 1000;
+
+interface CampaignRecord {
+  id: number;
+  name: string;
+  created_at: number;
+  status: string;
+  template_json: string;
+  template_hash: string;
+  template_source: string;
+  vars_json: string;
+}
+
+interface ImportRunRecord {
+  id: number;
+  campaign_id: number;
+  source: string;
+  status: string;
+  columns_json: string;
+}
+
+interface MessageRecord {
+  id: number;
+  campaign_id: number;
+  line: number;
+  source: string;
+  address: string;
+  address_key: string;
+  domain: string;
+  vars_json: string;
+  state: string;
+  attempts: number;
+}
+
+function parseStringRecord(json: string): Record<string, string> {
+  const value: unknown = JSON.parse(json);
+  const out: Record<string, string> = {};
+  if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === 'string') out[k] = v;
+    }
+  }
+  return out;
+}
+
+function parseStringArray(json: string): string[] {
+  const value: unknown = JSON.parse(json);
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+function toCampaign(r: CampaignRecord): Campaign {
+  return {
+    id: r.id,
+    name: r.name,
+    createdAt: r.created_at,
+    status: r.status as CampaignStatus,
+    templateJson: r.template_json,
+    templateHash: r.template_hash,
+    templateSource: r.template_source,
+    vars: parseStringRecord(r.vars_json),
+  };
+}
+
+function toImportRun(r: ImportRunRecord, resumed: boolean): ImportRun {
+  return {
+    id: r.id,
+    campaignId: r.campaign_id,
+    source: r.source,
+    status: r.status as ImportRunStatus,
+    columns: parseStringArray(r.columns_json),
+    resumed,
+  };
+}
+
+function toMessage(r: MessageRecord): MessageRow {
+  return {
+    id: r.id,
+    campaignId: r.campaign_id,
+    line: r.line,
+    source: r.source,
+    address: r.address,
+    addressKey: r.address_key,
+    domain: r.domain,
+    vars: parseStringRecord(r.vars_json),
+    state: r.state as MessageState,
+    attempts: r.attempts,
+  };
+}
+
+const MESSAGE_COLUMNS = `m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain,
+  m.vars_json, m.state, m.attempts`;
+
+/** Every statement, prepared once per connection. */
+function prepare(db: Database.Database) {
+  return {
+    campaignByName: db.prepare<[string], CampaignRecord>(`SELECT * FROM campaigns WHERE name = ?`),
+    campaignById: db.prepare<[number], CampaignRecord>(`SELECT * FROM campaigns WHERE id = ?`),
+    allCampaigns: db.prepare<[], CampaignRecord>(`SELECT * FROM campaigns ORDER BY created_at, id`),
+    insertCampaign: db.prepare<[string, number, number, string, string, string, string]>(
+      `INSERT INTO campaigns (name, created_at, updated_at, template_json, template_hash, template_source, vars_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteCampaign: db.prepare<[number]>(
+      `DELETE FROM campaigns WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE campaign_id = campaigns.id)`,
+    ),
+    deleteCampaignRuns: db.prepare<[number]>(`DELETE FROM import_runs WHERE campaign_id = ?`),
+    deleteCampaignRejects: db.prepare<[number]>(`DELETE FROM import_rejects WHERE campaign_id = ?`),
+    countCampaignMessages: db.prepare<[number], { n: number }>(
+      `SELECT count(*) AS n FROM messages WHERE campaign_id = ?`,
+    ),
+    updateTemplate: db.prepare<[string, string, string, number, number]>(
+      `UPDATE campaigns SET template_json = ?, template_hash = ?, template_source = ?, updated_at = ? WHERE id = ?`,
+    ),
+    updateVars: db.prepare<[string, number, number]>(`UPDATE campaigns SET vars_json = ?, updated_at = ? WHERE id = ?`),
+
+    runningImport: db.prepare<[number, string], ImportRunRecord>(
+      `SELECT * FROM import_runs WHERE campaign_id = ? AND source = ? AND status = 'running' ORDER BY id DESC LIMIT 1`,
+    ),
+    insertImport: db.prepare<[number, string, string, number]>(
+      `INSERT INTO import_runs (campaign_id, source, status, columns_json, started_at) VALUES (?, ?, 'running', ?, ?)`,
+    ),
+    importById: db.prepare<[number], ImportRunRecord>(`SELECT * FROM import_runs WHERE id = ?`),
+    updateImportColumns: db.prepare<[string, number]>(`UPDATE import_runs SET columns_json = ? WHERE id = ?`),
+    finishImport: db.prepare<[number, number, number, number, number, number]>(
+      `UPDATE import_runs SET status = 'complete', finished_at = ?, imported = ?, duplicates = ?, rejected = ?, total = ?
+       WHERE id = ? AND status = 'running'`,
+    ),
+    runTally: db.prepare<[number], { imported: number; suppressed: number | null }>(
+      `SELECT count(*) AS imported, sum(state = 'suppressed') AS suppressed FROM messages WHERE import_run_id = ?`,
+    ),
+    failImport: db.prepare<[number, number]>(
+      `UPDATE import_runs SET status = 'failed', finished_at = ? WHERE id = ?`,
+    ),
+    // Rows a failed run added are still `queued`: nothing has leased them,
+    // because send refuses a campaign while any of its imports is running.
+    deleteRunMessages: db.prepare<[number]>(`DELETE FROM messages WHERE import_run_id = ? AND state IN ('queued','suppressed')`),
+    deleteRunRejects: db.prepare<[number]>(`DELETE FROM import_rejects WHERE import_run_id = ?`),
+    pendingImports: db.prepare<[number], ImportRunRecord>(
+      `SELECT * FROM import_runs WHERE campaign_id = ? AND status = 'running' ORDER BY id`,
+    ),
+    completeImportColumns: db.prepare<[number], { columns_json: string }>(
+      `SELECT columns_json FROM import_runs WHERE campaign_id = ? AND status = 'complete' ORDER BY id`,
+    ),
+
+    insertMessage: db.prepare<[number, number, number, string, string, string, string, string]>(
+      `INSERT OR IGNORE INTO messages (campaign_id, import_run_id, line, address, address_key, domain, vars_json, state)
+       VALUES (?, ?, ?, ?, ?, ?, ?,
+         CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address_key = ?) THEN 'suppressed' ELSE 'queued' END)`,
+    ),
+    insertReject: db.prepare<[number, number, string, number, string, string, string]>(
+      `INSERT OR IGNORE INTO import_rejects (campaign_id, import_run_id, source, line, raw, reason, message)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    rejectsPage: db.prepare<[number, number, number], RejectRow & { id: number }>(
+      `SELECT id, source, line, raw, reason, message FROM import_rejects
+       WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?`,
+    ),
+    countRejects: db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM import_rejects WHERE campaign_id = ?`),
+
+    countByState: db.prepare<[number], { state: string; n: number }>(
+      `SELECT state, count(*) AS n FROM messages WHERE campaign_id = ? GROUP BY state`,
+    ),
+    messagesPage: db.prepare<[number, number, number], MessageRecord>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN import_runs r ON r.id = m.import_run_id
+       WHERE m.campaign_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`,
+    ),
+    messageByKey: db.prepare<[number, string], MessageRecord>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN import_runs r ON r.id = m.import_run_id
+       WHERE m.campaign_id = ? AND m.address_key = ?`,
+    ),
+    messageByPosition: db.prepare<[number, number], MessageRecord>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN import_runs r ON r.id = m.import_run_id
+       WHERE m.campaign_id = ? ORDER BY m.id LIMIT 1 OFFSET ?`,
+    ),
+    isSuppressed: db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM suppressions WHERE address_key = ?`),
+    addSuppression: db.prepare<[string, string, number]>(
+      `INSERT OR IGNORE INTO suppressions (address_key, reason, created_at) VALUES (?, ?, ?)`,
+    ),
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly location: string;
+  private readonly db: Database.Database;
+  private readonly q: ReturnType<typeof prepare>;
+  private readonly now: () => number;
+
+  constructor(file: string, options: { now?: () => number } = {}) {
+    this.location = file;
+    this.db = openSqlite(file);
+    this.q = prepare(this.db);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** better-sqlite3 is synchronous; this turns its throws into rejections, as a networked store would. */
+  private op<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  close(): Promise<void> {
+    return this.op(() => {
+      if (this.db.open) this.db.close();
+    });
+  }
+
+  getCampaign(name: string): Promise<Campaign | undefined> {
+    return this.op(() => {
+      const r = this.q.campaignByName.get(name);
+      return r === undefined ? undefined : toCampaign(r);
+    });
+  }
+
+  listCampaigns(): Promise<CampaignSummary[]> {
+    return this.op(() =>
+      this.q.allCampaigns.all().map((r) => ({
+        campaign: toCampaign(r),
+        counts: this.counts(r.id),
+        pendingImports: this.q.pendingImports.all(r.id).length,
+      })),
+    );
+  }
+
+  createCampaign(input: NewCampaign): Promise<Campaign> {
+    return this.op(() => {
+      const now = this.now();
+      const info = this.q.insertCampaign.run(
+        input.name,
+        now,
+        now,
+        input.templateJson,
+        input.templateHash,
+        input.templateSource,
+        JSON.stringify(input.vars),
+      );
+      const r = this.q.campaignById.get(Number(info.lastInsertRowid));
+      if (r === undefined) throw new Error('campaign vanished after insert');
+      return toCampaign(r);
+    });
+  }
+
+  deleteEmptyCampaign(id: number): Promise<boolean> {
+    return this.op(() =>
+      this.db.transaction(() => {
+        if ((this.q.countCampaignMessages.get(id)?.n ?? 0) > 0) return false;
+        this.q.deleteCampaignRejects.run(id);
+        this.q.deleteCampaignRuns.run(id);
+        return this.q.deleteCampaign.run(id).changes > 0;
+      })(),
+    );
+  }
+
+  updateTemplate(campaignId: number, templateJson: string, templateHash: string, source: string): Promise<void> {
+    return this.op(() => {
+      this.q.updateTemplate.run(templateJson, templateHash, source, this.now(), campaignId);
+    });
+  }
+
+  setCampaignVars(campaignId: number, vars: Readonly<Record<string, string>>): Promise<void> {
+    return this.op(() => {
+      this.q.updateVars.run(JSON.stringify(vars), this.now(), campaignId);
+    });
+  }
+
+  beginImport(campaignId: number, source: string, columns: readonly string[]): Promise<ImportRun> {
+    return this.op(() =>
+      this.db.transaction((): ImportRun => {
+        const columnsJson = JSON.stringify(columns);
+        const existing = this.q.runningImport.get(campaignId, source);
+        if (existing !== undefined) {
+          this.q.updateImportColumns.run(columnsJson, existing.id);
+          return toImportRun({ ...existing, columns_json: columnsJson }, true);
+        }
+        const info = this.q.insertImport.run(campaignId, source, columnsJson, this.now());
+        const r = this.q.importById.get(Number(info.lastInsertRowid));
+        if (r === undefined) throw new Error('import run vanished after insert');
+        return toImportRun(r, false);
+      })(),
+    );
+  }
+
+  insertBatch(run: ImportRun, rows: readonly RecipientInsert[], rejects: readonly RejectInsert[]): Promise<BatchResult> {
+    const { insertMessage, insertReject } = this.q;
+    return this.op(() =>
+      this.db.transaction((): BatchResult => {
+        let inserted = 0;
+        for (const row of rows) {
+          const info = insertMessage.run(
+            run.campaignId,
+            run.id,
+            row.line,
+            row.address,
+            row.addressKey,
+            row.domain,
+            row.varsJson,
+            row.addressKey,
+          );
+          inserted += info.changes;
+        }
+        for (const r of rejects) {
+          insertReject.run(run.campaignId, run.id, run.source, r.line, r.raw, r.reason, r.message);
+        }
+        return { inserted };
+      })(),
+    );
+  }
+
+  finishImport(runId: number, counts: { readonly rejected: number; readonly total: number }): Promise<RunTally> {
+    return this.op(() =>
+      this.db.transaction((): RunTally => {
+        const t = this.q.runTally.get(runId) ?? { imported: 0, suppressed: 0 };
+        const duplicates = Math.max(0, counts.total - counts.rejected - t.imported);
+        this.q.finishImport.run(this.now(), t.imported, duplicates, counts.rejected, counts.total, runId);
+        return { imported: t.imported, duplicates, suppressed: t.suppressed ?? 0 };
+      })(),
+    );
+  }
+
+  abortImport(runId: number): Promise<void> {
+    return this.op(() =>
+      this.db.transaction(() => {
+        this.q.deleteRunMessages.run(runId);
+        this.q.deleteRunRejects.run(runId);
+        this.q.failImport.run(this.now(), runId);
+      })(),
+    );
+  }
+
+  pendingImports(campaignId: number): Promise<ImportRun[]> {
+    return this.op(() => this.q.pendingImports.all(campaignId).map((r) => toImportRun(r, false)));
+  }
+
+  campaignColumns(campaignId: number): Promise<string[]> {
+    return this.op(() => {
+      const seen = new Set<string>();
+      for (const r of this.q.completeImportColumns.all(campaignId)) {
+        for (const c of parseStringArray(r.columns_json)) seen.add(c);
+      }
+      return [...seen];
+    });
+  }
+
+  async *listRejects(campaignId: number): AsyncIterable<RejectRow> {
+    let after = 0;
+    for (;;) {
+      const page = await this.op(() => this.q.rejectsPage.all(campaignId, after, PAGE_SIZE));
+      for (const r of page) {
+        yield { source: r.source, line: r.line, raw: r.raw, reason: r.reason, message: r.message };
+      }
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < PAGE_SIZE) return;
+      after = last.id;
+    }
+  }
+
+  countRejects(campaignId: number): Promise<number> {
+    return this.op(() => this.q.countRejects.get(campaignId)?.n ?? 0);
+  }
+
+  private counts(campaignId: number): StateCounts {
+    const counts = emptyCounts();
+    for (const r of this.q.countByState.all(campaignId)) {
+      if ((messageStates as readonly string[]).includes(r.state)) counts[r.state as MessageState] = r.n;
+    }
+    return counts;
+  }
+
+  countByState(campaignId: number): Promise<StateCounts> {
+    return this.op(() => this.counts(campaignId));
+  }
+
+  async *iterateMessages(
+    campaignId: number,
+    options: { states?: readonly MessageState[] } = {},
+  ): AsyncIterable<MessageRow> {
+    const wanted = options.states === undefined ? undefined : new Set<string>(options.states);
+    let after = 0;
+    for (;;) {
+      const page = await this.op(() => this.q.messagesPage.all(campaignId, after, PAGE_SIZE));
+      for (const r of page) {
+        if (wanted === undefined || wanted.has(r.state)) yield toMessage(r);
+      }
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < PAGE_SIZE) return;
+      after = last.id;
+    }
+  }
+
+  findMessageByKey(campaignId: number, addressKey: string): Promise<MessageRow | undefined> {
+    return this.op(() => {
+      const r = this.q.messageByKey.get(campaignId, addressKey);
+      return r === undefined ? undefined : toMessage(r);
+    });
+  }
+
+  findMessageByPosition(campaignId: number, position: number): Promise<MessageRow | undefined> {
+    return this.op(() => {
+      if (!Number.isInteger(position) || position < 1) return undefined;
+      const r = this.q.messageByPosition.get(campaignId, position - 1);
+      return r === undefined ? undefined : toMessage(r);
+    });
+  }
+
+  isSuppressed(addressKey: string): Promise<boolean> {
+    return this.op(() => this.q.isSuppressed.get(addressKey) !== undefined);
+  }
+
+  addSuppression(addressKey: string, reason: string): Promise<void> {
+    return this.op(() => {
+      this.q.addSuppression.run(addressKey, reason, this.now());
+    });
+  }
+}
