@@ -251,12 +251,12 @@ function domainReject(code: number, shown: string, domain: string): AddressResul
     case D_LABEL:
       return reject(
         'label-too-long',
-        `a domain label is ${scanLongLabel} characters long (${q}); the limit is ${MAX_LABEL} (RFC 1035)`,
+        `a domain label is ${scanLongLabel} characters long (${q}); the limit is ${MAX_LABEL} (RFC 1035 §2.3.4)`,
       );
     case D_LENGTH:
       return reject(
         'domain-too-long',
-        `the domain is ${domain.length} characters long (${q}); the limit is ${MAX_DOMAIN} (RFC 1035)`,
+        `the domain is ${domain.length} characters long (${q}); the limit is ${MAX_DOMAIN} (RFC 1035 §2.3.4)`,
       );
     case D_SINGLE:
       return reject(

@@ -25,46 +25,41 @@ function controlCharsIn(s: string): number[] {
   return found;
 }
 
+const L64 = 'a'.repeat(64);
 const IDN63 = `xn--tda${'a'.repeat(56)}`;
 
-interface Accepted {
-  address: string;
-  key: string;
-  local: string;
-  domain: string;
-}
-
-const accepted: [name: string, input: string, expected: Accepted][] = [
-  ['plain', 'ann@example.com', { address: 'ann@example.com', key: 'ann@example.com', local: 'ann', domain: 'example.com' }],
-  ['subdomains', 'ann@mail.example.co.uk', { address: 'ann@mail.example.co.uk', key: 'ann@mail.example.co.uk', local: 'ann', domain: 'mail.example.co.uk' }],
-  ['dotted local part', 'ann.b.lee@x.com', { address: 'ann.b.lee@x.com', key: 'ann.b.lee@x.com', local: 'ann.b.lee', domain: 'x.com' }],
-  ['+tag kept', 'ann+newsletter@x.com', { address: 'ann+newsletter@x.com', key: 'ann+newsletter@x.com', local: 'ann+newsletter', domain: 'x.com' }],
-  ['+tag kept with case', 'Ann+Tag@x.com', { address: 'Ann+Tag@x.com', key: 'ann+tag@x.com', local: 'Ann+Tag', domain: 'x.com' }],
-  ['domain lowercased', 'ann@Example.COM', { address: 'ann@example.com', key: 'ann@example.com', local: 'ann', domain: 'example.com' }],
-  ['local case kept in address, lowered in key', 'John.Doe@Example.COM', { address: 'John.Doe@example.com', key: 'john.doe@example.com', local: 'John.Doe', domain: 'example.com' }],
-  ['all uppercase', 'ANN@X.COM', { address: 'ANN@x.com', key: 'ann@x.com', local: 'ANN', domain: 'x.com' }],
-  ['leading spaces trimmed', '  ann@x.com', { address: 'ann@x.com', key: 'ann@x.com', local: 'ann', domain: 'x.com' }],
-  ['trailing spaces trimmed', 'ann@x.com  ', { address: 'ann@x.com', key: 'ann@x.com', local: 'ann', domain: 'x.com' }],
-  ['tabs trimmed', '\tann@x.com\t', { address: 'ann@x.com', key: 'ann@x.com', local: 'ann', domain: 'x.com' }],
-  ['mixed blanks trimmed', ' \t Ann@X.com \t ', { address: 'Ann@x.com', key: 'ann@x.com', local: 'Ann', domain: 'x.com' }],
-  ['all atext specials', "!#$%&'*+-/=?^_`{|}~@x.com", { address: "!#$%&'*+-/=?^_`{|}~@x.com", key: "!#$%&'*+-/=?^_`{|}~@x.com", local: "!#$%&'*+-/=?^_`{|}~", domain: 'x.com' }],
-  ['digits everywhere', '123@456.com', { address: '123@456.com', key: '123@456.com', local: '123', domain: '456.com' }],
-  ['hyphen inside label', 'a@my-host.example', { address: 'a@my-host.example', key: 'a@my-host.example', local: 'a', domain: 'my-host.example' }],
-  ['double hyphen inside label', 'a@a--b.com', { address: 'a@a--b.com', key: 'a@a--b.com', local: 'a', domain: 'a--b.com' }],
-  ['punycode TLD', 'a@x.xn--p1ai', { address: 'a@x.xn--p1ai', key: 'a@x.xn--p1ai', local: 'a', domain: 'x.xn--p1ai' }],
-  ['TLD with a digit', 'a@x.c0m', { address: 'a@x.c0m', key: 'a@x.c0m', local: 'a', domain: 'x.c0m' }],
-  ['IDN', 'user@bücher.de', { address: 'user@xn--bcher-kva.de', key: 'user@xn--bcher-kva.de', local: 'user', domain: 'xn--bcher-kva.de' }],
-  ['IDN uppercase', 'user@BÜCHER.de', { address: 'user@xn--bcher-kva.de', key: 'user@xn--bcher-kva.de', local: 'user', domain: 'xn--bcher-kva.de' }],
-  ['IDN with local case', 'User@Bücher.DE', { address: 'User@xn--bcher-kva.de', key: 'user@xn--bcher-kva.de', local: 'User', domain: 'xn--bcher-kva.de' }],
-  ['IDN ideographic full stop', 'user@bücher\u3002de', { address: 'user@xn--bcher-kva.de', key: 'user@xn--bcher-kva.de', local: 'user', domain: 'xn--bcher-kva.de' }],
-  ['IDN fullwidth letters', 'user@ｅｘａｍｐｌｅ.com', { address: 'user@example.com', key: 'user@example.com', local: 'user', domain: 'example.com' }],
+/** [name, input, expected address, expected key]; local and domain are the address split at its '@'. */
+const accepted: [name: string, input: string, address: string, key: string][] = [
+  ['plain', 'ann@example.com', 'ann@example.com', 'ann@example.com'],
+  ['subdomains', 'ann@mail.example.co.uk', 'ann@mail.example.co.uk', 'ann@mail.example.co.uk'],
+  ['dotted local part', 'ann.b.lee@x.com', 'ann.b.lee@x.com', 'ann.b.lee@x.com'],
+  ['+tag kept', 'ann+newsletter@x.com', 'ann+newsletter@x.com', 'ann+newsletter@x.com'],
+  ['+tag kept with case', 'Ann+Tag@x.com', 'Ann+Tag@x.com', 'ann+tag@x.com'],
+  ['domain lowercased', 'ann@Example.COM', 'ann@example.com', 'ann@example.com'],
+  ['local case kept in address, lowered in key', 'John.Doe@Example.COM', 'John.Doe@example.com', 'john.doe@example.com'],
+  ['all uppercase', 'ANN@X.COM', 'ANN@x.com', 'ann@x.com'],
+  ['leading spaces trimmed', '  ann@x.com', 'ann@x.com', 'ann@x.com'],
+  ['trailing spaces trimmed', 'ann@x.com  ', 'ann@x.com', 'ann@x.com'],
+  ['tabs trimmed', '\tann@x.com\t', 'ann@x.com', 'ann@x.com'],
+  ['mixed blanks trimmed', ' \t Ann@X.com \t ', 'Ann@x.com', 'ann@x.com'],
+  ['all atext specials', "!#$%&'*+-/=?^_`{|}~@x.com", "!#$%&'*+-/=?^_`{|}~@x.com", "!#$%&'*+-/=?^_`{|}~@x.com"],
+  ['digits everywhere', '123@456.com', '123@456.com', '123@456.com'],
+  ['hyphen inside label', 'a@my-host.example', 'a@my-host.example', 'a@my-host.example'],
+  ['double hyphen inside label', 'a@a--b.com', 'a@a--b.com', 'a@a--b.com'],
+  ['punycode TLD', 'a@x.xn--p1ai', 'a@x.xn--p1ai', 'a@x.xn--p1ai'],
+  ['TLD with a digit', 'a@x.c0m', 'a@x.c0m', 'a@x.c0m'],
+  ['IDN', 'user@bücher.de', 'user@xn--bcher-kva.de', 'user@xn--bcher-kva.de'],
+  ['IDN uppercase', 'user@BÜCHER.de', 'user@xn--bcher-kva.de', 'user@xn--bcher-kva.de'],
+  ['IDN with local case', 'User@Bücher.DE', 'User@xn--bcher-kva.de', 'user@xn--bcher-kva.de'],
+  ['IDN ideographic full stop', 'user@bücher\u3002de', 'user@xn--bcher-kva.de', 'user@xn--bcher-kva.de'],
+  ['IDN fullwidth letters', 'user@ｅｘａｍｐｌｅ.com', 'user@example.com', 'user@example.com'],
   // 57 × 'ü' encodes to 'xn--tda' + 56 × 'a': 63 characters, the label limit applies to this form.
-  ['IDN label of 63 after conversion', `u@${'ü'.repeat(57)}.de`, { address: `u@${IDN63}.de`, key: `u@${IDN63}.de`, local: 'u', domain: `${IDN63}.de` }],
-  ['local part of 64', `${'a'.repeat(64)}@x.com`, { address: `${'a'.repeat(64)}@x.com`, key: `${'a'.repeat(64)}@x.com`, local: 'a'.repeat(64), domain: 'x.com' }],
-  ['label of 63', `a@${'b'.repeat(63)}.com`, { address: `a@${'b'.repeat(63)}.com`, key: `a@${'b'.repeat(63)}.com`, local: 'a', domain: `${'b'.repeat(63)}.com` }],
+  ['IDN label of 63 after conversion', `u@${'ü'.repeat(57)}.de`, `u@${IDN63}.de`, `u@${IDN63}.de`],
+  ['local part of 64', `${L64}@x.com`, `${L64}@x.com`, `${L64}@x.com`],
+  ['label of 63', `a@${'b'.repeat(63)}.com`, `a@${'b'.repeat(63)}.com`, `a@${'b'.repeat(63)}.com`],
   // The longest domain that fits: 1 + '@' + 252 = 254 (RFC 5321 path limit).
-  ['domain of 252, address of 254', `a@${domainOf(252)}`, { address: `a@${domainOf(252)}`, key: `a@${domainOf(252)}`, local: 'a', domain: domainOf(252) }],
-  ['address of 254 with local of 64', `${'a'.repeat(64)}@${domainOf(189)}`, { address: `${'a'.repeat(64)}@${domainOf(189)}`, key: `${'a'.repeat(64)}@${domainOf(189)}`, local: 'a'.repeat(64), domain: domainOf(189) }],
+  ['domain of 252, address of 254', `a@${domainOf(252)}`, `a@${domainOf(252)}`, `a@${domainOf(252)}`],
+  ['address of 254 with local of 64', `${L64}@${domainOf(189)}`, `${L64}@${domainOf(189)}`, `${L64}@${domainOf(189)}`],
 ];
 
 const rejected: [name: string, input: string, reason: AddressRejectReason][] = [
@@ -179,8 +174,15 @@ const rejected: [name: string, input: string, reason: AddressRejectReason][] = [
 ];
 
 describe('normalizeAddress: accepted', () => {
-  it.each(accepted)('%s: %j', (_name, input, expected) => {
-    expect(normalizeAddress(input)).toEqual({ ok: true, ...expected });
+  it.each(accepted)('%s: %j', (_name, input, address, key) => {
+    const at = address.lastIndexOf('@');
+    expect(normalizeAddress(input)).toEqual({
+      ok: true,
+      address,
+      key,
+      local: address.slice(0, at),
+      domain: address.slice(at + 1),
+    });
   });
 
   it.each(accepted)('%s: normalizing the result again changes nothing', (_name, input) => {
