@@ -66,6 +66,8 @@ export interface CompiledTemplate {
   readonly headers: readonly CompiledHeader[];
   /** Sorted top-level variable names the template reads (computed once). */
   readonly variables: readonly string[];
+  /** Source text -> file label, to name files in errors (see describeLiquidError). */
+  readonly sourceLabels: ReadonlyMap<string, string>;
 }
 
 /** Loop objects liquidjs provides itself; analysis reports them when used outside their loop. */
@@ -97,12 +99,16 @@ export function compileTemplate(s: TemplateSnapshot, limits?: Partial<RenderLimi
   checkStaticFrom(config.from);
   warmIncludes(s, engines);
   const variables = analyzeVariables(engines.analysis, sources);
+  const sourceLabels = new Map<string, string>();
+  for (const { label, source } of sources) if (!sourceLabels.has(source)) sourceLabels.set(source, label);
+  for (const [file, content] of Object.entries(s.files)) if (!sourceLabels.has(content)) sourceLabels.set(content, file);
 
   return {
     snapshotHash: snapshotHash(s),
     limits: Object.freeze(effective),
     subject, html, text, from, replyTo, headers,
     variables: Object.freeze(variables),
+    sourceLabels,
   };
 }
 

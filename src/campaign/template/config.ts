@@ -232,6 +232,9 @@ export function jsonErrorOffset(s: string): number | undefined {
   }
 }
 
-class JsonStop {
-  constructor(readonly at: number) {}
+/** Unwinds the scanner's recursion to the offending offset. */
+class JsonStop extends Error {
+  constructor(readonly at: number) {
+    super(`JSON syntax error at offset ${at}`);
+  }
 }

@@ -55,8 +55,10 @@ class SnapshotFS implements FS {
   }
 
   resolve(dir: string, file: string, ext: string): string {
-    // Same rule as liquidjs's node fs: add the extension only when none is given.
-    const name = path.posix.extname(file) === '' ? file + ext : file;
+    // Unlike liquidjs's node fs (which adds the extension only when the name
+    // has none), add it unless already there: the snapshot only holds .liquid
+    // files, so 'footer.html' can only mean partials/footer.html.liquid.
+    const name = file.endsWith(ext) ? file : file + ext;
     return path.posix.join(dir, name);
   }
 
@@ -75,7 +77,11 @@ class SnapshotFS implements FS {
 
 export function createEngines(files: Readonly<Record<string, string>>, limits: EngineLimits): Engines {
   const fs = new SnapshotFS(files);
-  const base: LiquidOptions = {
+  // A fresh object per engine: liquidjs's normalize() writes the LRU it
+  // creates for `cache: true` back into the options object it was given, so
+  // a shared object would make the html and plain engines share one cache of
+  // parsed partials, and text parts would render with HTML escaping.
+  const base = (): LiquidOptions => ({
     fs,
     root: ['.'],
     partials: [PARTIALS_DIR],
@@ -97,13 +103,13 @@ export function createEngines(files: Readonly<Record<string, string>>, limits: E
     parseLimit: limits.parseLimit,
     renderLimit: limits.renderLimitMs,
     memoryLimit: limits.memoryLimit,
-  };
-  const plain = new Liquid(base);
-  const html = new Liquid({ ...base, outputEscape: 'escape' });
+  });
+  const plain = new Liquid(base());
+  const html = new Liquid({ ...base(), outputEscape: 'escape' });
   makeHtmlFiltersSafe(html);
   // liquidjs's static analysis follows `{% layout 'x' %}` through the
   // *partials* lookup, so the analysis engine must find layouts there too.
-  const analysis = new Liquid({ ...base, partials: [PARTIALS_DIR, LAYOUTS_DIR] });
+  const analysis = new Liquid({ ...base(), partials: [PARTIALS_DIR, LAYOUTS_DIR] });
   return { html, plain, analysis };
 }
 
@@ -149,8 +155,13 @@ export interface LiquidErrorInfo {
   readonly cause: unknown;
 }
 
-/** Picks the most specific location and message out of a (possibly nested) liquidjs error. */
-export function describeLiquidError(err: unknown): LiquidErrorInfo {
+/**
+ * Picks the most specific location and message out of a (possibly nested)
+ * liquidjs error. `fileOf` maps a token's source text back to its file name:
+ * liquidjs leaves `token.file` unset on variable tokens (the ones undefined-
+ * variable errors carry), but `token.input` is the whole source of the file.
+ */
+export function describeLiquidError(err: unknown, fileOf?: (input: string) => string | undefined): LiquidErrorInfo {
   let innermost: LiquidError | undefined;
   let cur: unknown = err;
   while (LiquidError.is(cur)) {
@@ -162,8 +173,8 @@ export function describeLiquidError(err: unknown): LiquidErrorInfo {
   }
   const token = innermost.token;
   const [line, col] = token.getPosition();
-  const file = token.file;
-  const suffix = `${file === undefined || file === '' ? '' : `, file:${file}`}, line:${line}, col:${col}`;
+  const file = token.file === undefined || token.file === '' ? fileOf?.(token.input) : token.file;
+  const suffix = `${token.file === undefined || token.file === '' ? '' : `, file:${token.file}`}, line:${line}, col:${col}`;
   const base = cur instanceof Error ? cur.message : innermost.message;
   const message = base.endsWith(suffix) ? base.slice(0, -suffix.length) : base;
   const where = `${file === undefined || file === '' ? 'template' : file} line ${line} col ${col}`;

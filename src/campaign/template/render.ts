@@ -71,7 +71,7 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
   };
 
   // Only surrounding blanks/newlines: templates usually end with a newline.
-  // Anything else (a U+2028 at the end, a CR inside) is left for the check below.
+  // Anything else (a U+2028 at the end, a CR inside) is left for checkHeader to refuse.
   const subject = checkHeader('Subject', render(c.subject).replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ''));
   const from = checkHeader('From', render(c.from));
   const replyToRaw = c.replyTo === undefined ? undefined : checkHeader('Reply-To', render(c.replyTo));
@@ -129,13 +129,16 @@ export function htmlToText(html: string): string {
       { selector: 'a', options: { linkBrackets: ['[', ']'], hideLinkHrefIfSameAsText: true } },
       // Images are decoration (logos, tracking pixels) in a text part.
       { selector: 'img', format: 'skip' },
+      // html-to-text upper-cases headings by default, which mangles product
+      // names and versions ("mailq" -> "MAILQ"); keep the author's case.
+      ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
     ],
   });
 }
 
 function classify(err: unknown, c: CompiledTemplate): { reason: RenderFailureReason; message: string } {
   if (err instanceof RenderFailure) return { reason: err.reason, message: err.message };
-  const info = describeLiquidError(err);
+  const info = describeLiquidError(err, (input) => c.sourceLabels.get(input));
   const at = info.where === undefined ? '' : ` in ${info.where}`;
   const undefinedName = findUndefinedVariable(err);
   if (undefinedName !== undefined) {

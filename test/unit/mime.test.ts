@@ -1,0 +1,164 @@
+import { describe, it, expect } from 'vitest';
+import path from 'node:path';
+import { InputError } from '../../src/errors.js';
+import { buildMessage, buildMime, messageIdFor } from '../../src/campaign/mime.js';
+import { loadTemplateDir } from '../../src/campaign/template/snapshot.js';
+import { compileTemplate } from '../../src/campaign/template/compile.js';
+import { renderMessage, type RenderedMessage } from '../../src/campaign/template/render.js';
+
+const DATE = new Date('2024-05-06T07:08:09Z');
+const MSGID = '<0123456789abcdef01234567.spring@acme.test>';
+
+const message: RenderedMessage = {
+  subject: 'Grüße aus Zürich, Bob',
+  from: 'Acme News <news@acme.test>',
+  replyTo: 'Acme Support <support@acme.test>',
+  headers: [['List-Unsubscribe', '<mailto:unsub@acme.test?subject=unsubscribe>']],
+  html: '<p>Hello <b>Bob</b></p>',
+  text: 'Hello Bob',
+  textDerived: false,
+};
+
+/** Header block of a raw message, with folded lines joined. */
+function headerBlock(raw: string): string {
+  const end = raw.indexOf('\r\n\r\n');
+  expect(end).toBeGreaterThan(0);
+  return raw.slice(0, end).replace(/\r\n[ \t]+/g, ' ');
+}
+
+function headerValues(raw: string, name: string): string[] {
+  const re = new RegExp(`^${name}: (.*)$`, 'gim');
+  return [...headerBlock(raw).matchAll(re)].map((m) => m[1] ?? '');
+}
+
+/** Decodes RFC 2047 encoded words (UTF-8, Q or B), dropping whitespace between adjacent words. */
+function decodeWords(value: string): string {
+  return value
+    .replace(/\?=\s+=\?/g, '?==?')
+    .replace(/=\?utf-8\?([qb])\?([^?]*)\?=/gi, (_m, enc: string, data: string) =>
+      enc.toUpperCase() === 'B'
+        ? Buffer.from(data, 'base64').toString('utf8')
+        : Buffer.from(data.replace(/_/g, ' ').replace(/=([0-9a-f]{2})/gi, (_x, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'),
+    );
+}
+
+describe('buildMime', () => {
+  it('builds a multipart/alternative message with the given To, Message-ID and Date', async () => {
+    const raw = (await buildMime(message, 'bob@example.com', MSGID, DATE)).toString('utf8');
+    expect(headerValues(raw, 'To')).toEqual(['bob@example.com']);
+    expect(headerValues(raw, 'From')).toEqual(['Acme News <news@acme.test>']);
+    expect(headerValues(raw, 'Reply-To')).toEqual(['Acme Support <support@acme.test>']);
+    expect(headerValues(raw, 'Message-ID')).toEqual([MSGID]);
+    expect(headerValues(raw, 'Date')).toEqual(['Mon, 06 May 2024 07:08:09 +0000']);
+    expect(headerValues(raw, 'MIME-Version')).toEqual(['1.0']);
+    expect(headerValues(raw, 'List-Unsubscribe')).toEqual(['<mailto:unsub@acme.test?subject=unsubscribe>']);
+    expect(headerValues(raw, 'Cc')).toEqual([]);
+    expect(headerValues(raw, 'Bcc')).toEqual([]);
+
+    const [contentType] = headerValues(raw, 'Content-Type');
+    expect(contentType).toMatch(/^multipart\/alternative; boundary="?([^";]+)"?$/);
+    const boundary = /boundary="?([^";]+)"?/.exec(contentType ?? '')?.[1] ?? '';
+    const parts = raw.split(`--${boundary}`);
+    // preamble, text, html, closing "--"
+    expect(parts).toHaveLength(4);
+    expect(parts[1]).toMatch(/Content-Type: text\/plain; charset=utf-8/);
+    expect(parts[1]).toContain('Hello Bob');
+    expect(parts[2]).toMatch(/Content-Type: text\/html; charset=utf-8/);
+    expect(parts[2]).toContain('<p>Hello <b>Bob</b></p>');
+    expect(parts[3]?.startsWith('--')).toBe(true);
+  });
+
+  it('encodes a UTF-8 subject as RFC 2047 and keeps headers ASCII', async () => {
+    const raw = (await buildMime(message, 'bob@example.com', MSGID, DATE)).toString('utf8');
+    const [subject] = headerValues(raw, 'Subject');
+    expect(subject).toMatch(/^=\?UTF-8\?[QB]\?/);
+    expect(decodeWords(subject ?? '')).toBe('Grüße aus Zürich, Bob');
+    expect(headerBlock(raw)).toMatch(/^[\x20-\x7e\r\n\t]*$/);
+  });
+
+  it('uses CRLF line endings only', async () => {
+    const raw = (await buildMime(message, 'bob@example.com', MSGID, DATE)).toString('utf8');
+    expect(raw).not.toMatch(/[^\r]\n/);
+  });
+
+  it('builds a single text/plain part when there is no html', async () => {
+    const { html: _html, ...textOnly } = message;
+    const raw = (await buildMime(textOnly, 'bob@example.com', MSGID, DATE)).toString('utf8');
+    expect(headerValues(raw, 'Content-Type')).toEqual(['text/plain; charset=utf-8']);
+    expect(raw).not.toContain('multipart');
+  });
+
+  it('defaults Date to now', async () => {
+    const before = Date.now();
+    const raw = (await buildMime(message, 'bob@example.com', MSGID)).toString('utf8');
+    const [date] = headerValues(raw, 'Date');
+    const t = Date.parse(date ?? '');
+    expect(t).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect(t).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('addresses exactly the one given recipient, in headers and envelope', async () => {
+    const built = await buildMessage(message, 'a@x.com', MSGID, DATE);
+    expect(built.envelope).toEqual({ from: 'news@acme.test', to: ['a@x.com'] });
+    const raw = built.raw.toString('utf8');
+    const recipients = [...headerValues(raw, 'To'), ...headerValues(raw, 'Cc'), ...headerValues(raw, 'Bcc')];
+    expect(recipients).toEqual(['a@x.com']);
+    // The only addresses in the header block are the sender's, the recipient's and our own.
+    const addresses = headerBlock(raw).match(/[\w.+-]+@[\w.-]+/g) ?? [];
+    expect(new Set(addresses)).toEqual(new Set(['a@x.com', 'news@acme.test', 'support@acme.test', 'unsub@acme.test', '0123456789abcdef01234567.spring@acme.test']));
+  });
+
+  it('never expands an address-list-looking recipient into several', async () => {
+    for (const to of ['a@x.com, b@y.com', 'a@x.com;b@y.com', 'a@x.com b@y.com', 'Bob <a@x.com>', '"a@x.com, b"@y.com', 'g: a@x.com, b@y.com;', 'a@x.com\r\nBcc: b@y.com']) {
+      await expect(buildMime(message, to, MSGID, DATE), to).rejects.toThrow(InputError);
+    }
+  });
+
+  it('refuses a From that is not exactly one address', async () => {
+    await expect(buildMime({ ...message, from: 'a@acme.test, b@acme.test' }, 'bob@example.com', MSGID, DATE)).rejects.toThrow(/exactly one/);
+  });
+
+  it('refuses line breaks in headers of a hand-built message instead of altering them', async () => {
+    await expect(buildMime({ ...message, subject: 'Hi\r\nBcc: evil@x.test' }, 'bob@example.com', MSGID, DATE)).rejects.toThrow(/Subject contains a line break/);
+    await expect(buildMime({ ...message, headers: [['X-Tag', 'a\u2028b']] }, 'bob@example.com', MSGID, DATE)).rejects.toThrow(/X-Tag/);
+    await expect(buildMime({ ...message, headers: [['Bcc', 'evil@x.test']] }, 'bob@example.com', MSGID, DATE)).rejects.toThrow(/cannot be set/);
+  });
+
+  it('builds the rendered newsletter example end to end', async () => {
+    const c = compileTemplate(await loadTemplateDir(path.resolve(import.meta.dirname, '../../templates/newsletter')));
+    const r = await renderMessage(c, { email: 'bob@example.com', first_name: 'Bob', last_name: 'Stone', plan: 'pro', city: 'Zürich' });
+    if (!r.ok) throw new Error(r.message);
+    const id = messageIdFor('spring-news', 'bob@example.com', r.message.from);
+    const raw = (await buildMime(r.message, 'bob@example.com', id, DATE)).toString('utf8');
+    expect(headerValues(raw, 'Message-ID')).toEqual([id]);
+    expect(headerValues(raw, 'To')).toEqual(['bob@example.com']);
+    expect(headerValues(raw, 'List-Unsubscribe')).toEqual(['<mailto:unsub@acme.test?subject=unsubscribe%20bob%40example.com>']);
+    expect(headerValues(raw, 'Content-Type')[0]).toMatch(/^multipart\/alternative/);
+  });
+});
+
+describe('messageIdFor', () => {
+  it('is deterministic and shaped <hex24.slug@from-domain>', () => {
+    const a = messageIdFor('Spring News 2025!', 'bob@example.com', 'Acme News <news@acme.test>');
+    expect(a).toBe(messageIdFor('Spring News 2025!', 'bob@example.com', 'Acme News <news@acme.test>'));
+    expect(a).toMatch(/^<[0-9a-f]{24}\.spring-news-2025@acme\.test>$/);
+  });
+
+  it('differs per recipient and per campaign', () => {
+    const ids = new Set<string>();
+    for (const campaign of ['spring', 'summer']) {
+      for (let i = 0; i < 500; i++) ids.add(messageIdFor(campaign, `user${i}@example.com`, 'news@acme.test'));
+    }
+    expect(ids.size).toBe(1000);
+  });
+
+  it('depends on the sender address, not how the From is written', () => {
+    const bare = messageIdFor('c', 'r1', 'news@acme.test');
+    expect(messageIdFor('c', 'r1', 'Acme <news@ACME.test>')).toBe(bare);
+    expect(messageIdFor('c', 'r1', 'other@acme.test')).not.toBe(bare);
+  });
+
+  it('uses a punycode domain and a fallback slug', () => {
+    expect(messageIdFor('!!!', 'r', 'Bücher <news@bücher.de>')).toMatch(/^<[0-9a-f]{24}\.campaign@xn--bcher-kva\.de>$/);
+  });
+});
