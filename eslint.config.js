@@ -19,7 +19,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['eslint.config.js'],
+    // Plain-JS benchmark scripts run as they are, outside the TypeScript project.
+    files: ['eslint.config.js', 'bench/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { projectService: false, project: null },
+      globals: { process: 'readonly', console: 'readonly' },
+    },
   },
 );

@@ -1,8 +1,9 @@
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { Campaign, RecipientInsert, RejectInsert, Store } from '../store/types.js';
-import { normalizeAddress } from './address.js';
 import { openCsv, type CsvDelimiter, type CsvEncoding } from './csv-reader.js';
+import { unpackRows, type ImportWorkerInput, type MainMessage, type WorkerMessage } from './import-protocol.js';
 import { compileTemplate } from './template/compile.js';
 import { loadTemplateDir, snapshotHash, type TemplateSnapshot } from './template/snapshot.js';
 
@@ -12,8 +13,6 @@ import { loadTemplateDir, snapshotHash, type TemplateSnapshot } from './template
  * that a kill -9 loses at most one batch of work (never data: it is re-read).
  */
 const BATCH_SIZE = 5000;
-/** A rejected cell or ragged line is kept verbatim up to this many characters. */
-const MAX_RAW_CHARS = 1000;
 
 export interface ImportOptions {
   readonly csvPath: string;
@@ -101,8 +100,47 @@ function checkVarCollisions(file: string, columns: readonly string[], vars: Read
   }
 }
 
-function clip(raw: string): string {
-  return raw.length > MAX_RAW_CHARS ? raw.slice(0, MAX_RAW_CHARS) : raw;
+/**
+ * Runs the CSV worker and hands each batch to `onBatch` in order; resolves
+ * with the number of records read. The worker waits for an ack per batch, so
+ * at most a couple of batches are ever in memory.
+ */
+function pumpWorker(
+  input: ImportWorkerInput,
+  onBatch: (rows: RecipientInsert[], rejects: readonly RejectInsert[], records: number) => Promise<void>,
+): Promise<number> {
+  const worker = new Worker(new URL('./import-worker.js', import.meta.url), { workerData: input });
+  return new Promise<number>((resolve, reject) => {
+    let settled = false;
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      void worker.terminate();
+      fn();
+    };
+    let chain = Promise.resolve();
+    worker.on('message', (m: WorkerMessage) => {
+      chain = chain
+        .then(async () => {
+          if (settled) return;
+          if (m.type === 'batch') {
+            await onBatch(unpackRows(m.rows), m.rejects, m.records);
+            worker.postMessage({ type: 'ack' } satisfies MainMessage);
+          } else if (m.type === 'done') {
+            finish(() => resolve(m.records));
+          } else {
+            const err = m.input ? new InputError(m.message, m.hint) : new Error(`import worker failed: ${m.message}`);
+            finish(() => reject(err));
+          }
+        })
+        .catch((err: unknown) => finish(() => reject(err instanceof Error ? err : new Error(String(err)))));
+    });
+    worker.on('error', (err) => finish(() => reject(err)));
+    // Queued behind pending batches: an exit right after `done` is not an error.
+    worker.on('exit', (code) => {
+      chain = chain.then(() => finish(() => reject(new Error(`import worker exited early (code ${code})`))));
+    });
+  });
 }
 
 /**
@@ -150,53 +188,26 @@ export async function importCsv(
   let total = 0;
   let rejected = 0;
   const rejectedByReason: Record<string, number> = {};
-  const reject = (r: RejectInsert): void => {
-    rejected++;
-    rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
-    rejects.push(r);
-  };
-  let rows: RecipientInsert[] = [];
-  let rejects: RejectInsert[] = [];
-  const flush = async (): Promise<void> => {
-    if (rows.length === 0 && rejects.length === 0) return;
-    await store.insertBatch(run, rows, rejects);
-    rows = [];
-    rejects = [];
-    onEvent({ type: 'import-progress', records: total });
-  };
-
   try {
-    for await (const record of csv.records()) {
-      total++;
-      if (record.kind === 'ragged') {
-        reject({
-          line: record.line,
-          raw: clip(record.raw),
-          reason: 'ragged-row',
-          message: `${record.got} fields where the header has ${record.expected}`,
-        });
-      } else {
-        const cell = record.fields[emailIndex] ?? '';
-        const address = normalizeAddress(cell);
-        if (address.ok) {
-          const vars: Record<string, string> = {};
-          for (let i = 0; i < columns.length; i++) {
-            vars[columns[i] as string] = i === emailIndex ? address.address : (record.fields[i] ?? '');
-          }
-          rows.push({
-            line: record.line,
-            address: address.address,
-            addressKey: address.key,
-            domain: address.domain,
-            varsJson: JSON.stringify(vars),
-          });
-        } else {
-          reject({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
+    total = await pumpWorker(
+      {
+        path: source,
+        delimiter: csv.delimiter,
+        encoding: options.encoding ?? 'utf-8',
+        maxFieldBytes: options.maxFieldBytes,
+        columns,
+        emailIndex,
+        batchSize: BATCH_SIZE,
+      },
+      async (rows, rejects, records) => {
+        await store.insertBatch(run, rows, rejects);
+        for (const r of rejects) {
+          rejected++;
+          rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
         }
-      }
-      if (rows.length + rejects.length >= BATCH_SIZE) await flush();
-    }
-    await flush();
+        onEvent({ type: 'import-progress', records });
+      },
+    );
     if (total === 0) {
       throw new InputError(`${options.csvPath} has a header but no data rows`, 'add recipients below the header line');
     }

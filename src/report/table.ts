@@ -1,5 +1,7 @@
 /** Plain aligned text table for terminals; cells are single-line (control characters shown escaped). */
 function oneLine(text: string): string {
+  // Control characters are exactly what must not reach a terminal raw.
+  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

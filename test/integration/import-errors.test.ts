@@ -17,6 +17,10 @@ function count(db: string, sql: string): number {
   const conn = new Database(db, { readonly: true });
   try {
     return (conn.prepare(sql).get() as { n: number }).n;
+  } catch (err) {
+    // The child may not have created its tables yet when a poll lands.
+    if (err instanceof Error && err.message.startsWith('no such table')) return 0;
+    throw err;
   } finally {
     conn.close();
   }
@@ -86,7 +90,7 @@ describe('mailq import: bad input is one clear line, exit 2, nothing half-import
     const dir = tempDir();
     const db = path.join(dir, 'm.db');
     const file = path.join(dir, 'big.csv');
-    const N = 300_000;
+    const N = 100_000;
     fs.writeFileSync(file, `${HEADER}${rows(N)}`);
     const child = spawnCli(['--db', db, 'import', file, '-c', 'c1', '-t', templateDir('newsletter')]);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));

@@ -49,8 +49,10 @@ export const migrations: readonly string[] = [
     address_key TEXT NOT NULL,
     domain TEXT NOT NULL,
     vars_json TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued'
-      CHECK (state IN ('queued','sending','deferred','sent','failed','suppressed','cancelled')),
+    -- One of MessageState (src/store/types.ts). No CHECK here on purpose: it
+    -- doubled the cost of an import row (~3 us of 6 us measured); the store
+    -- only ever writes states from that union.
+    state TEXT NOT NULL DEFAULT 'queued',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
