@@ -121,7 +121,7 @@ export interface CampaignSummary {
   readonly pendingImports: number;
 }
 
-export interface Store {
+export interface Store extends SendStore {
   /** Where the data lives, for messages (a path or a URL without password). */
   readonly location: string;
   close(): Promise<void>;
@@ -168,4 +168,105 @@ export function emptyCounts(): Record<MessageState, number> {
   const counts = {} as Record<MessageState, number>;
   for (const s of messageStates) counts[s] = 0;
   return counts;
+}
+
+// ---- Sending (the engine) -------------------------------------------------
+
+export interface LeasedMessage extends MessageRow {
+  readonly attemptId: string;
+  readonly leaseExpiresAt: number;
+  /** An earlier attempt may have reached the server (ambiguous drop, or a run that died mid-send). */
+  readonly possibleDuplicate: boolean;
+  /** This lease took over a row another run was sending when it died or its lease expired. */
+  readonly reclaimed: boolean;
+}
+
+export interface DueDomain {
+  readonly domain: string;
+  readonly due: number;
+}
+
+/** Where a message goes after an attempt; decided by engine/transition.ts, applied by the store. */
+export type NextState =
+  | { readonly state: 'sent'; readonly smtpMessageId: string }
+  | { readonly state: 'deferred'; readonly nextAttemptAt: number; readonly countsAttempt: boolean }
+  | { readonly state: 'failed'; readonly reason: string; readonly suppress: boolean; readonly countsAttempt: boolean }
+  /** Handed back untouched (graceful abort, throttled before any SMTP): no attempt burnt. */
+  | { readonly state: 'released'; readonly nextAttemptAt: number };
+
+export interface OutcomeUpdate {
+  readonly messageId: number;
+  readonly attemptId: string;
+  readonly runOwner: string;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly stage: string | undefined;
+  readonly code: number | undefined;
+  readonly enhanced: string | undefined;
+  readonly category: string;
+  readonly rule: string | undefined;
+  readonly reply: string | undefined;
+  readonly bodyWritten: boolean;
+  /** Set the possible_duplicate flag (sticky: never cleared). */
+  readonly flagPossibleDuplicate: boolean;
+  readonly next: NextState;
+}
+
+export interface RunInfo {
+  readonly owner: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+  readonly finishedAt: number | undefined;
+  readonly outcome: string | undefined;
+}
+
+export interface FailureRow {
+  readonly address: string;
+  readonly category: string;
+  readonly reason: string;
+  readonly code: number | undefined;
+  readonly enhanced: string | undefined;
+  readonly reply: string | undefined;
+  readonly attempts: number;
+  readonly at: number;
+}
+
+export interface PersistedDomainState {
+  readonly key: string;
+  readonly statusJson: string;
+  readonly rateFactor: number;
+}
+
+export interface SendStore {
+  /** Builds what sending needs and importing does not (indexes); idempotent and cheap once done. */
+  prepareForSending(): Promise<void>;
+  setCampaignStatus(campaignId: number, status: CampaignStatus): Promise<void>;
+  setCampaignSettings(campaignId: number, settingsJson: string): Promise<void>;
+  campaignSettings(campaignId: number): Promise<string>;
+
+  startRun(campaignId: number, run: { owner: string; host: string; pid: number; settingsJson: string }): Promise<void>;
+  heartbeat(owner: string): Promise<void>;
+  finishRun(owner: string, outcome: string): Promise<void>;
+  /** Runs of this campaign that have not finished (alive or dead). */
+  openRuns(campaignId: number): Promise<RunInfo[]>;
+  /** Ends the leases a dead run held, so they can be taken over now; returns how many. */
+  expireLeasesOf(owner: string, now: number): Promise<number>;
+
+  /** Domains with work due at `now` (queued, deferred and due, or sending with an expired lease). */
+  dueDomains(campaignId: number, now: number): Promise<DueDomain[]>;
+  /** Ids of due messages of one domain, oldest first. Not leased: lease() may still lose them. */
+  dueIds(campaignId: number, domain: string, now: number, limit: number): Promise<number[]>;
+  /** Guarded lease of one message; undefined when another worker won it or it is no longer due. */
+  lease(messageId: number, owner: string, attemptId: string, now: number, leaseMs: number): Promise<LeasedMessage | undefined>;
+  /** Earliest next_attempt_at of deferred rows (or expiry of a live lease), to know how long to sleep. */
+  nextDueAt(campaignId: number): Promise<number | undefined>;
+  /** Applies an outcome if this attempt still owns the row; false (changing nothing) when it lost the lease. */
+  recordOutcome(update: OutcomeUpdate): Promise<boolean>;
+  countPossibleDuplicates(campaignId: number): Promise<number>;
+  listFailures(campaignId: number): AsyncIterable<FailureRow>;
+
+  loadDomainState(campaignId: number): Promise<PersistedDomainState[]>;
+  saveDomainState(campaignId: number, rows: readonly PersistedDomainState[]): Promise<void>;
 }

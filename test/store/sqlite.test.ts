@@ -6,12 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { SCHEMA_VERSION } from '../../src/store/sqlite/migrations.js';
 import { storeContract } from './contract.js';
+import { sendStoreContract } from './send-contract.js';
 
 function tempDb(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-store-')), 'm.db');
 }
 
 storeContract('sqlite', () => Promise.resolve(new SqliteStore(tempDb())));
+sendStoreContract('sqlite', () => Promise.resolve(new SqliteStore(tempDb())));
 
 describe('SQLite specifics', () => {
   it('runs in WAL with synchronous=FULL and records the schema version', async () => {

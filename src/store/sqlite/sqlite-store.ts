@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
 import { openSqlite } from './open.js';
+import { parseStringArray, parseStringRecord } from './records.js';
+import { SqliteSendStore } from './send-store.js';
 import {
   emptyCounts,
   messageStates,
@@ -53,22 +55,6 @@ interface MessageRecord {
   vars_json: string;
   state: string;
   attempts: number;
-}
-
-function parseStringRecord(json: string): Record<string, string> {
-  const value: unknown = JSON.parse(json);
-  const out: Record<string, string> = {};
-  if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v === 'string') out[k] = v;
-    }
-  }
-  return out;
-}
-
-function parseStringArray(json: string): string[] {
-  const value: unknown = JSON.parse(json);
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
 function toCampaign(r: CampaignRecord): Campaign {
@@ -218,26 +204,15 @@ function prepare(db: Database.Database) {
   };
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends SqliteSendStore implements Store {
   readonly location: string;
-  private readonly db: Database.Database;
   private readonly q: ReturnType<typeof prepare>;
-  private readonly now: () => number;
 
   constructor(file: string, options: { now?: () => number } = {}) {
+    const db = openSqlite(file);
+    super(db, options.now ?? Date.now);
     this.location = file;
-    this.db = openSqlite(file);
     this.q = prepare(this.db);
-    this.now = options.now ?? Date.now;
-  }
-
-  /** better-sqlite3 is synchronous; this turns its throws into rejections, as a networked store would. */
-  private op<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
   }
 
   close(): Promise<void> {
