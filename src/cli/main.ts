@@ -5,6 +5,9 @@ import { registerImport } from './import.js';
 import { registerPreview } from './preview.js';
 import { registerRefreshTemplate } from './refresh-template.js';
 import { registerRejects } from './rejects.js';
+import { registerSink } from './sink.js';
+import { registerSend } from './send.js';
+import { registerFailures, registerStatus } from './status.js';
 import { reportError } from './context.js';
 import { VERSION } from '../version.js';
 
@@ -23,6 +26,10 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerPreview(program);
   registerRefreshTemplate(program);
+  registerSend(program);
+  registerStatus(program);
+  registerFailures(program);
+  registerSink(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -1,5 +1,5 @@
 import type { Campaign, MessageRow } from '../store/types.js';
-import { buildMime, messageIdFor } from '../campaign/mime.js';
+import { buildMessage, messageIdFor } from '../campaign/mime.js';
 import { renderMessage, type RenderFailureReason, type RenderedMessage } from '../campaign/template/render.js';
 import type { CompiledTemplate } from '../campaign/template/compile.js';
 
@@ -10,7 +10,14 @@ import type { CompiledTemplate } from '../campaign/template/compile.js';
  */
 
 export type ComposeResult =
-  | { readonly ok: true; readonly raw: Buffer; readonly message: RenderedMessage; readonly messageId: string }
+  | {
+      readonly ok: true;
+      readonly raw: Buffer;
+      readonly message: RenderedMessage;
+      readonly messageId: string;
+      /** Bare envelope sender (MAIL FROM), parsed from the rendered From. */
+      readonly envelopeFrom: string;
+    }
   | { readonly ok: false; readonly reason: RenderFailureReason; readonly message: string };
 
 /**
@@ -41,6 +48,6 @@ export async function composeMessage(
   const rendered = await renderRecipient(template, campaign, row);
   if (!rendered.ok) return rendered;
   const messageId = messageIdFor(campaign.name, row.addressKey, rendered.message.from);
-  const raw = await buildMime(rendered.message, row.address, messageId, date);
-  return { ok: true, raw, message: rendered.message, messageId };
+  const built = await buildMessage(rendered.message, row.address, messageId, date);
+  return { ok: true, raw: built.raw, message: rendered.message, messageId, envelopeFrom: built.envelope.from };
 }

@@ -1,0 +1,173 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { InputError } from '../errors.js';
+import { parseBackoff, parseDomainRate, parseDuration, parseRate, type Rate } from '../engine/units.js';
+import type { DomainLimit } from '../engine/throttle.js';
+
+/**
+ * Send settings from three layers: flags win over MAILQ_* environment
+ * variables, which win over the config file (mailq.config.json / .yaml in the
+ * working directory, or --config). Secrets are never settings: the SMTP
+ * password comes from MAILQ_SMTP_PASSWORD or --password-file only.
+ */
+
+export interface SendFlags {
+  transport?: string;
+  concurrency?: string;
+  rate?: string;
+  domainRate?: string[];
+  rules?: string;
+  maxAttempts?: string;
+  maxAge?: string;
+  backoff?: string;
+  resendAmbiguous?: boolean;
+  limit?: string;
+  insecureTls?: boolean;
+  passwordFile?: string;
+  config?: string;
+}
+
+export interface SendSettings {
+  readonly transport: string | undefined;
+  readonly concurrency: number;
+  readonly rate: Rate | undefined;
+  readonly domainLimits: ReadonlyMap<string, DomainLimit>;
+  readonly maxAttempts: number;
+  readonly maxAgeMs: number;
+  readonly backoff: { initialMs: number; maxMs: number };
+  readonly resendAmbiguous: boolean;
+  readonly limit: number | undefined;
+  readonly insecureTls: boolean;
+  readonly passwordFile: string | undefined;
+}
+
+type Raw = Record<string, unknown>;
+
+const KEYS = ['transport', 'concurrency', 'rate', 'domainRate', 'rules', 'maxAttempts', 'maxAge', 'backoff', 'resendAmbiguous', 'insecureTls', 'passwordFile'] as const;
+
+const ENV: Record<(typeof KEYS)[number], string> = {
+  transport: 'MAILQ_TRANSPORT',
+  concurrency: 'MAILQ_CONCURRENCY',
+  rate: 'MAILQ_RATE',
+  domainRate: 'MAILQ_DOMAIN_RATE',
+  rules: 'MAILQ_RULES',
+  maxAttempts: 'MAILQ_MAX_ATTEMPTS',
+  maxAge: 'MAILQ_MAX_AGE',
+  backoff: 'MAILQ_BACKOFF',
+  resendAmbiguous: 'MAILQ_RESEND_AMBIGUOUS',
+  insecureTls: 'MAILQ_INSECURE_TLS',
+  passwordFile: 'MAILQ_PASSWORD_FILE',
+};
+
+/** Defaults: 10 in flight (KumoMTA's per-site connections), 8 attempts over at most 3 days (Postfix gives up after 5). */
+const DEFAULTS = { concurrency: 10, maxAttempts: 8, maxAge: '3d', backoff: '1m:40m' };
+
+function readStructured(file: string): Raw {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`${file}: ${(err as Error).message.split('\n')[0] ?? 'parse error'}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InputError(`${file}: expected an object at the top`);
+  return value as Raw;
+}
+
+function configFile(flag: string | undefined, cwd: string): Raw {
+  if (flag !== undefined) return readStructured(flag);
+  for (const name of ['mailq.config.json', 'mailq.config.yaml', 'mailq.config.yml']) {
+    const file = path.join(cwd, name);
+    if (fs.existsSync(file)) return readStructured(file);
+  }
+  return {};
+}
+
+function str(v: unknown, where: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new InputError(`${where} must be a string`);
+}
+
+function bool(v: unknown, where: string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1' || v === 'yes') return true;
+  if (v === 'false' || v === '0' || v === 'no' || v === '') return false;
+  throw new InputError(`${where} must be true or false`);
+}
+
+function positiveInt(text: string, where: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InputError(`${where} must be a whole number >= 1 (got "${text}")`);
+  return Number(text);
+}
+
+/** A rules file: {"domains": {"gmail.com": "20/s:5", "example.org": {"rate": "5/s", "connections": 2}}}. */
+export function readRules(file: string): Map<string, DomainLimit> {
+  const raw = readStructured(file);
+  const out = new Map<string, DomainLimit>();
+  for (const key of Object.keys(raw)) if (key !== 'domains') throw new InputError(`${file}: unknown key "${key}" (expected "domains")`);
+  const domains = raw['domains'] ?? {};
+  if (typeof domains !== 'object' || domains === null || Array.isArray(domains)) throw new InputError(`${file}: "domains" must be an object`);
+  for (const [domain, spec] of Object.entries(domains as Raw)) {
+    if (typeof spec === 'string') {
+      const d = parseDomainRate(`${domain}=${spec}`);
+      out.set(d.domain, { rate: d.rate, connections: d.connections ?? 10 });
+    } else if (typeof spec === 'object' && spec !== null) {
+      const s = spec as Raw;
+      const rate = parseRate(str(s['rate'], `${file}: ${domain}.rate`), `${file}: ${domain}.rate`);
+      const connections = s['connections'] === undefined ? 10 : positiveInt(str(s['connections'], `${file}: ${domain}.connections`), `${file}: ${domain}.connections`);
+      out.set(domain.toLowerCase(), { rate, connections });
+    } else throw new InputError(`${file}: domains.${domain} must be "<rate>[:<connections>]" or {rate, connections}`);
+  }
+  return out;
+}
+
+export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cwd: string): SendSettings {
+  const file = configFile(flags.config, cwd);
+  for (const key of Object.keys(file)) {
+    if (!(KEYS as readonly string[]).includes(key)) throw new InputError(`config file: unknown setting "${key}"`, `known settings: ${KEYS.join(', ')}`);
+  }
+  // Layering: flag, else environment, else file.
+  const pick = (key: (typeof KEYS)[number]): unknown => {
+    const flag = (flags as Record<string, unknown>)[key];
+    if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0)) return flag;
+    const e = env[ENV[key]];
+    if (e !== undefined && e !== '') return key === 'domainRate' ? e.split(',').map((s) => s.trim()).filter((s) => s !== '') : e;
+    return file[key];
+  };
+
+  const domainLimits = new Map<string, DomainLimit>();
+  const rules = pick('rules');
+  if (rules !== undefined) for (const [d, l] of readRules(str(rules, 'rules'))) domainLimits.set(d, l);
+  const dr = pick('domainRate');
+  const specs = dr === undefined ? [] : Array.isArray(dr) ? dr.map((x) => str(x, 'domainRate')) : [str(dr, 'domainRate')];
+  for (const spec of specs) {
+    const d = parseDomainRate(spec);
+    domainLimits.set(d.domain, { rate: d.rate, connections: d.connections ?? domainLimits.get(d.domain)?.connections ?? 10 });
+  }
+  const v = (key: (typeof KEYS)[number], fallback?: string): string | undefined => {
+    const x = pick(key);
+    return x === undefined ? fallback : str(x, key);
+  };
+  const limitFlag = flags.limit;
+  const rate = v('rate');
+  return {
+    transport: v('transport'),
+    concurrency: positiveInt(v('concurrency', String(DEFAULTS.concurrency)) as string, '--concurrency'),
+    rate: rate === undefined ? undefined : parseRate(rate, '--rate'),
+    domainLimits,
+    maxAttempts: positiveInt(v('maxAttempts', String(DEFAULTS.maxAttempts)) as string, '--max-attempts'),
+    maxAgeMs: parseDuration(v('maxAge', DEFAULTS.maxAge) as string, '--max-age'),
+    backoff: parseBackoff(v('backoff', DEFAULTS.backoff) as string),
+    resendAmbiguous: pick('resendAmbiguous') === undefined ? true : bool(pick('resendAmbiguous'), 'resendAmbiguous'),
+    limit: limitFlag === undefined ? undefined : positiveInt(limitFlag, '--limit'),
+    insecureTls: pick('insecureTls') === undefined ? false : bool(pick('insecureTls'), 'insecureTls'),
+    passwordFile: v('passwordFile'),
+  };
+}

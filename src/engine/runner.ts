@@ -1,0 +1,414 @@
+import { randomUUID } from 'node:crypto';
+import type { Campaign, LeasedMessage, Store } from '../store/types.js';
+import type { Transport, TransportResult } from '../transport/types.js';
+import { classify, type Classification } from './classify.js';
+import type { ComposeResult } from './compose.js';
+import type { EngineEvent, RunOutcome, StopReason } from './events.js';
+import type { Throttle } from './throttle.js';
+import { decide, type Decision, type TransitionPolicy } from './transition.js';
+
+/**
+ * The send loop: leases only messages whose domain has capacity now (no
+ * worker ever waits holding a lease), sends each with one RCPT, classifies the
+ * outcome, and commits it at once, one message at a time.
+ */
+
+export interface RunnerDeps {
+  readonly store: Store;
+  readonly transport: Transport;
+  readonly throttle: Throttle;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly compose: (message: LeasedMessage) => Promise<ComposeResult>;
+  readonly emit: (event: EngineEvent) => void;
+}
+
+export interface RunnerConfig {
+  readonly campaign: Campaign;
+  readonly owner: string;
+  /** SMTP transactions in flight. */
+  readonly concurrency: number;
+  /** Longer than the longest SMTP attempt, so a live attempt never loses its row. */
+  readonly leaseMs: number;
+  /** Stop after this many messages were attempted (rehearsals, canaries). */
+  readonly limit: number | undefined;
+  readonly policy: TransitionPolicy;
+  readonly campaignStartedAt: number;
+  /** Consecutive message-rejected or sender-blocked outcomes that pause the run. */
+  readonly breakerThreshold: number;
+  readonly progressEveryMs: number;
+}
+
+/** Ids fetched per domain at a time: enough to keep a fast domain busy between queries. */
+const IDS_PER_FETCH = 100;
+/** How often drained domains are looked at again (deferred rows coming due). */
+const RECHECK_MS = 1000;
+/** Full rescan of domains with due work (new imports, first deferred of a new domain). */
+const RESCAN_MS = 30_000;
+/** Longest idle sleep, so stop requests and new work are noticed quickly. */
+const MAX_IDLE_MS = 1000;
+
+interface DomainQueue {
+  ids: number[];
+  drained: boolean;
+}
+
+export class Runner {
+  private readonly deps: RunnerDeps;
+  private readonly config: RunnerConfig;
+  private readonly domains = new Map<string, DomainQueue>();
+  private order: string[] = [];
+  private cursor = 0;
+  private inFlight = 0;
+  private attempted = 0;
+  private stop: { reason: StopReason; message: string } | undefined;
+  private aborted = false;
+  private consecutive = { cause: '', count: 0 };
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(deps: RunnerDeps, config: RunnerConfig) {
+    this.deps = deps;
+    this.config = config;
+  }
+
+  /** First Ctrl-C: stop leasing, let in-flight messages finish. */
+  requestStop(reason: StopReason, message: string): void {
+    if (this.stop === undefined) {
+      this.stop = { reason, message };
+      this.deps.emit({ type: 'stopping', at: this.deps.now(), reason, graceful: true });
+    }
+    this.notify();
+  }
+
+  /** Second Ctrl-C: cut in-flight transactions; their rows go back without burning attempts. */
+  abort(): void {
+    this.requestStop('signal', 'aborted');
+    this.aborted = true;
+    this.deps.emit({ type: 'stopping', at: this.deps.now(), reason: 'signal', graceful: false });
+    this.deps.transport.abortAll();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, Math.max(0, ms));
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  async run(): Promise<RunOutcome> {
+    const { store, emit, now } = this.deps;
+    const { campaign, owner } = this.config;
+    const reclaimed = await this.reclaimDeadRuns();
+    await this.restoreDomainState();
+    emit({ type: 'run-started', at: now(), campaign: campaign.name, owner, transport: this.deps.transport.description, counts: await store.countByState(campaign.id), reclaimed });
+    const heartbeat = setInterval(() => void store.heartbeat(owner).catch(() => undefined), 10_000);
+    heartbeat.unref();
+    this.timer = setInterval(() => void this.progress(), this.config.progressEveryMs);
+    this.timer.unref();
+    let fatal: string | undefined;
+    try {
+      await this.loop();
+    } catch (err) {
+      fatal = err instanceof Error ? err.message : String(err);
+      this.requestStop('fatal', fatal);
+    } finally {
+      while (this.inFlight > 0) await this.sleep(MAX_IDLE_MS);
+      clearInterval(heartbeat);
+      clearInterval(this.timer);
+      await this.saveDomainState();
+    }
+    const outcome: RunOutcome =
+      this.stop === undefined
+        ? { kind: 'finished' }
+        : this.stop.reason === 'fatal'
+          ? { kind: 'fatal', message: this.stop.message }
+          : { kind: 'stopped', reason: this.stop.reason, message: this.stop.message };
+    await store.finishRun(owner, outcome.kind === 'stopped' ? `stopped:${outcome.reason}` : outcome.kind);
+    emit({ type: 'run-finished', at: now(), outcome, counts: await store.countByState(campaign.id), possibleDuplicates: await store.countPossibleDuplicates(campaign.id) });
+    if (fatal !== undefined && this.stop?.reason === 'fatal' && this.stop.message === fatal) return outcome;
+    return outcome;
+  }
+
+  private async progress(): Promise<void> {
+    const { store, emit, now, transport } = this.deps;
+    try {
+      const counts = await store.countByState(this.config.campaign.id);
+      emit({ type: 'progress', at: now(), counts, inFlight: this.inFlight, openConnections: transport.openConnections() });
+    } catch {
+      // A progress line is never worth failing a send over.
+    }
+  }
+
+  /** A run of ours on this host whose process is gone will never finish its leases: free them now. */
+  private async reclaimDeadRuns(): Promise<number> {
+    const { store, now } = this.deps;
+    let freed = 0;
+    const host = (await import('node:os')).hostname();
+    for (const run of await store.openRuns(this.config.campaign.id)) {
+      if (run.owner === this.config.owner) continue;
+      const deadHere = run.host === host && !processAlive(run.pid);
+      const silent = now() - run.heartbeatAt > this.config.leaseMs;
+      if (deadHere || silent) {
+        freed += await store.expireLeasesOf(run.owner, now());
+        await store.finishRun(run.owner, 'lost');
+      }
+    }
+    return freed;
+  }
+
+  private async restoreDomainState(): Promise<void> {
+    const rows = await this.deps.store.loadDomainState(this.config.campaign.id);
+    const parsed = rows.flatMap((r) => {
+      try {
+        return [{ key: r.key, status: JSON.parse(r.statusJson) as ReturnType<Throttle['status']>, rateFactor: r.rateFactor }];
+      } catch {
+        return [];
+      }
+    });
+    this.deps.throttle.importState(parsed);
+  }
+
+  private async saveDomainState(): Promise<void> {
+    const rows = this.deps.throttle.exportState().map((r) => ({ key: r.key, statusJson: JSON.stringify(r.status), rateFactor: r.rateFactor }));
+    if (rows.length > 0) await this.deps.store.saveDomainState(this.config.campaign.id, rows);
+  }
+
+  private async rescan(): Promise<void> {
+    const due = await this.deps.store.dueDomains(this.config.campaign.id, this.deps.now());
+    for (const d of due) {
+      const q = this.domains.get(d.domain);
+      if (q === undefined) this.domains.set(d.domain, { ids: [], drained: false });
+      else q.drained = false;
+    }
+    this.order = [...this.domains.keys()];
+  }
+
+  private limitReached(): boolean {
+    return this.config.limit !== undefined && this.attempted >= this.config.limit;
+  }
+
+  private async loop(): Promise<void> {
+    const { now, throttle, store } = this.deps;
+    let lastRescan = -Infinity;
+    let lastRecheck = now();
+    for (;;) {
+      if (this.stop !== undefined) return;
+      if (this.limitReached()) {
+        if (this.inFlight === 0) return this.requestStop('limit', `stopped after --limit ${this.config.limit ?? 0} messages`);
+        await this.sleep(MAX_IDLE_MS);
+        continue;
+      }
+      const t = now();
+      if (t - lastRescan >= RESCAN_MS) {
+        await this.rescan();
+        lastRescan = t;
+      } else if (t - lastRecheck >= RECHECK_MS) {
+        for (const q of this.domains.values()) q.drained = false;
+        lastRecheck = t;
+      }
+      let started = 0;
+      while (this.inFlight < this.config.concurrency && this.stop === undefined && !this.limitReached()) {
+        const picked = await this.pick();
+        if (picked === undefined) break;
+        const leased = await store.lease(picked.id, this.config.owner, randomUUID(), now(), this.config.leaseMs);
+        if (leased === undefined) {
+          throttle.release(picked.domain);
+          continue;
+        }
+        started++;
+        this.launch(leased);
+      }
+      if (started > 0 || this.inFlight >= this.config.concurrency) {
+        await this.sleep(MAX_IDLE_MS);
+        continue;
+      }
+      const anyCandidates = [...this.domains.values()].some((q) => !q.drained || q.ids.length > 0);
+      if (!anyCandidates && this.inFlight === 0) {
+        const next = await store.nextDueAt(this.config.campaign.id);
+        if (next === undefined) return; // nothing queued, deferred or sending: done
+        await this.rescan();
+        lastRescan = now();
+        const stillNone = [...this.domains.values()].every((q) => q.drained && q.ids.length === 0);
+        if (stillNone || next > now()) await this.sleep(Math.min(MAX_IDLE_MS, Math.max(5, next - now())));
+        continue;
+      }
+      // Work exists but every domain is at its limit: sleep until the soonest opens.
+      let soonest = now() + MAX_IDLE_MS;
+      for (const [domain, q] of this.domains) {
+        if (q.ids.length > 0 || !q.drained) soonest = Math.min(soonest, throttle.nextOpportunity(domain));
+      }
+      await this.sleep(Math.max(5, soonest - now()));
+    }
+  }
+
+  /** Round-robin over domains with due work and capacity now; refills a domain's ids when empty. */
+  private async pick(): Promise<{ domain: string; id: number } | undefined> {
+    const { throttle, store, now } = this.deps;
+    for (let tries = 0; tries < this.order.length; tries++) {
+      const domain = this.order[this.cursor % this.order.length] as string;
+      this.cursor = (this.cursor + 1) % Math.max(1, this.order.length);
+      const q = this.domains.get(domain);
+      if (q === undefined) continue;
+      if (q.ids.length === 0) {
+        if (q.drained) continue;
+        if (throttle.nextOpportunity(domain) > now()) continue;
+        q.ids = await store.dueIds(this.config.campaign.id, domain, now(), IDS_PER_FETCH);
+        if (q.ids.length === 0) {
+          q.drained = true;
+          continue;
+        }
+      }
+      if (!throttle.tryAcquire(domain)) continue;
+      const id = q.ids.shift() as number;
+      return { domain, id };
+    }
+    return undefined;
+  }
+
+  private launch(message: LeasedMessage): void {
+    this.inFlight++;
+    this.attempted++;
+    void this.attempt(message)
+      .catch((err: unknown) => this.requestStop('fatal', `internal error: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        this.deps.throttle.release(message.domain);
+        this.inFlight--;
+        this.notify();
+      });
+  }
+
+  private async attempt(m: LeasedMessage): Promise<void> {
+    const { now, compose, transport, emit } = this.deps;
+    const startedAt = now();
+    if (m.reclaimed && !this.config.policy.resendAmbiguous) {
+      // A run died while this message was on the wire: with --no-resend-ambiguous we do not guess.
+      const c: Classification = { category: 'ambiguous', enhanced: undefined, retryAfterSeconds: undefined, rule: 'reclaimed-lease', explanation: 'the run sending this message died mid-transaction' };
+      await this.commit(m, startedAt, undefined, c, { ok: false, stage: 'body', code: undefined, reply: undefined, errorCode: 'ELOST', bodyWritten: true, message: 'run died mid-send' }, '');
+      return;
+    }
+    const composed = await compose(m);
+    if (!composed.ok) {
+      const ok = await this.deps.store.recordOutcome({
+        messageId: m.id, attemptId: m.attemptId, runOwner: this.config.owner, startedAt, finishedAt: now(),
+        stage: undefined, code: undefined, enhanced: undefined, category: 'message-rejected', rule: `render-${composed.reason}`,
+        reply: composed.message, bodyWritten: false, flagPossibleDuplicate: false,
+        next: { state: 'failed', reason: `render: ${composed.reason}`, suppress: false, countsAttempt: true },
+      });
+      if (ok) emit({ type: 'message-failed', at: now(), line: m.line, domain: m.domain, category: 'render', reason: composed.reason, code: undefined, reply: composed.message });
+      return;
+    }
+    const result = await transport.send({ from: composed.envelopeFrom, to: m.address, raw: composed.raw, messageId: composed.messageId });
+    const c = result.ok
+      ? classify({ stage: 'body', code: result.code, reply: result.reply, bodyWritten: true })
+      : classify({
+          stage: result.stage,
+          ...(result.code === undefined ? {} : { code: result.code }),
+          ...(result.reply === undefined ? {} : { reply: result.reply }),
+          ...(result.errorCode === undefined ? {} : { errorCode: result.errorCode }),
+          bodyWritten: result.bodyWritten,
+        });
+    await this.commit(m, startedAt, composed, c, result, composed.messageId);
+  }
+
+  private async commit(
+    m: LeasedMessage,
+    startedAt: number,
+    composed: ComposeResult | undefined,
+    c: Classification,
+    result: TransportResult,
+    smtpMessageId: string,
+  ): Promise<void> {
+    const { now, store, emit, throttle, random } = this.deps;
+    const finishedAt = now();
+    let decision: Decision = decide(
+      { classification: c, attemptsBefore: m.attempts, campaignStartedAt: this.config.campaignStartedAt, now: finishedAt, smtpMessageId },
+      this.config.policy,
+      random,
+    );
+    if (this.aborted && !result.ok) {
+      // Cut by our own abort: hand the row back untouched (flagged if the body had gone out).
+      decision = { next: { state: 'released', nextAttemptAt: finishedAt }, flagPossibleDuplicate: result.bodyWritten, action: { kind: 'none' } };
+    }
+    const flag = decision.flagPossibleDuplicate || (m.possibleDuplicate && decision.next.state === 'sent');
+    const won = await store.recordOutcome({
+      messageId: m.id,
+      attemptId: m.attemptId,
+      runOwner: this.config.owner,
+      startedAt,
+      finishedAt,
+      stage: result.ok ? 'body' : result.stage,
+      code: result.ok ? result.code : result.code,
+      enhanced: c.enhanced,
+      category: c.category,
+      rule: c.rule,
+      reply: result.ok ? result.reply : (result.reply ?? `${result.errorCode ?? 'error'}: ${result.message}`),
+      bodyWritten: result.ok || result.bodyWritten,
+      flagPossibleDuplicate: flag,
+      next: decision.next,
+    });
+    if (!won) {
+      emit({ type: 'lease-lost', at: finishedAt, line: m.line });
+      return;
+    }
+    void composed;
+    const next = decision.next;
+    const reply = result.ok ? result.reply : result.reply;
+    const code = result.ok ? result.code : result.code;
+    if (next.state === 'sent') {
+      throttle.onSuccess(m.domain);
+      this.consecutive = { cause: '', count: 0 };
+      emit({ type: 'message-sent', at: finishedAt, line: m.line, domain: m.domain, latencyMs: finishedAt - startedAt, possibleDuplicate: flag || m.possibleDuplicate });
+    } else if (next.state === 'deferred') {
+      emit({ type: 'message-deferred', at: finishedAt, line: m.line, domain: m.domain, category: c.category, code, reply, retryAt: next.nextAttemptAt });
+    } else if (next.state === 'failed') {
+      emit({ type: 'message-failed', at: finishedAt, line: m.line, domain: m.domain, category: c.category, reason: next.reason, code, reply });
+    }
+    this.act(m.domain, decision, c, result);
+  }
+
+  private act(domain: string, decision: Decision, c: Classification, result: TransportResult): void {
+    const { throttle, now, emit } = this.deps;
+    const a = decision.action;
+    const reply = result.ok ? result.reply : (result.reply ?? result.message);
+    if (a.kind === 'throttle-domain') {
+      const status = throttle.onThrottle(domain, { ...(a.retryAfterMs === undefined ? {} : { retryAfterMs: a.retryAfterMs }), severe: a.severe, reason: reply });
+      const until = status.kind === 'open' ? now() : status.until;
+      emit({ type: 'domain-throttled', at: now(), key: throttle.keyFor(domain), until, paused: status.kind === 'paused', reason: reply });
+      void this.saveDomainState();
+    } else if (a.kind === 'backoff-domain') {
+      throttle.pause(domain, a.untilMs, reply);
+      emit({ type: 'domain-throttled', at: now(), key: throttle.keyFor(domain), until: a.untilMs, paused: true, reason: reply });
+    } else if (a.kind === 'breaker') {
+      this.consecutive = this.consecutive.cause === a.cause ? { cause: a.cause, count: this.consecutive.count + 1 } : { cause: a.cause, count: 1 };
+      if (this.consecutive.count >= this.config.breakerThreshold) {
+        emit({ type: 'breaker-tripped', at: now(), cause: a.cause, count: this.consecutive.count });
+        this.requestStop('breaker', `${this.consecutive.count} ${a.cause} replies in a row (last: ${reply}); fix the cause, then resume`);
+      }
+    } else if (a.kind === 'stop') {
+      if (a.exit === 'quota') this.requestStop('quota', `sending quota reached: ${reply}; resume when it resets`);
+      else this.requestStop('fatal', `${c.explanation}: ${reply}`);
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
