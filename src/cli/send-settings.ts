@@ -80,13 +80,14 @@ function readStructured(file: string): Raw {
   return value as Raw;
 }
 
-function configFile(flag: string | undefined, cwd: string): Raw {
-  if (flag !== undefined) return readStructured(flag);
+/** The config file's settings, and its folder (paths in it are relative to it). */
+function configFile(flag: string | undefined, cwd: string): { raw: Raw; dir: string } {
+  if (flag !== undefined) return { raw: readStructured(flag), dir: path.dirname(path.resolve(flag)) };
   for (const name of ['mailq.config.json', 'mailq.config.yaml', 'mailq.config.yml']) {
     const file = path.join(cwd, name);
-    if (fs.existsSync(file)) return readStructured(file);
+    if (fs.existsSync(file)) return { raw: readStructured(file), dir: cwd };
   }
-  return {};
+  return { raw: {}, dir: cwd };
 }
 
 function str(v: unknown, where: string): string {
@@ -129,7 +130,7 @@ export function readRules(file: string): Map<string, DomainLimit> {
 }
 
 export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cwd: string): SendSettings {
-  const file = configFile(flags.config, cwd);
+  const { raw: file, dir: configDir } = configFile(flags.config, cwd);
   for (const key of Object.keys(file)) {
     if (!(KEYS as readonly string[]).includes(key)) throw new InputError(`config file: unknown setting "${key}"`, `known settings: ${KEYS.join(', ')}`);
   }
@@ -144,7 +145,11 @@ export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cw
 
   const domainLimits = new Map<string, DomainLimit>();
   const rules = pick('rules');
-  if (rules !== undefined) for (const [d, l] of readRules(str(rules, 'rules'))) domainLimits.set(d, l);
+  if (rules !== undefined) {
+    const fromFile = rules === file['rules'] && flags.rules === undefined && env[ENV.rules] === undefined;
+    const rulesPath = fromFile ? path.resolve(configDir, str(rules, 'rules')) : str(rules, 'rules');
+    for (const [d, l] of readRules(rulesPath)) domainLimits.set(d, l);
+  }
   const dr = pick('domainRate');
   const specs = dr === undefined ? [] : Array.isArray(dr) ? dr.map((x) => str(x, 'domainRate')) : [str(dr, 'domainRate')];
   for (const spec of specs) {

@@ -184,6 +184,8 @@ function explicitFlags(cmd: Command, flags: CliSendFlags): SendFlags {
   // commander gives --no-resend-ambiguous a default of true; only an explicit flag may override env/config.
   if (cmd.getOptionValueSource('resendAmbiguous') === 'default') delete out.resendAmbiguous;
   delete (out as CliSendFlags).campaign;
+  // A --limit is for this run only (a canary); resume must not inherit it.
+  delete out.limit;
   delete (out as CliSendFlags).yes;
   delete (out as CliSendFlags).json;
   delete (out as CliSendFlags).tui;
@@ -195,7 +197,7 @@ export function registerSend(program: Command): void {
     .requiredOption('-c, --campaign <name>', 'campaign name')
     .action(async (flags: CliSendFlags, cmd: Command) => {
       const explicit = explicitFlags(cmd, flags);
-      const settings = resolveSendSettings(explicit, process.env, process.cwd());
+      const settings = resolveSendSettings({ ...explicit, ...(flags.limit === undefined ? {} : { limit: flags.limit }) }, process.env, process.cwd());
       process.exitCode = await withStore(cmd, async (store) => {
         const campaign = await requireCampaign(store, flags.campaign ?? '');
         return runSend(store, campaign, settings, flags, { ...explicit, transport: settings.transport === undefined ? undefined : redactUrl(settings.transport) });
@@ -223,7 +225,7 @@ export function registerSend(program: Command): void {
         const explicit = explicitFlags(cmd, flags);
         // Flags given now win over what the interrupted send stored.
         const merged: SendFlags = { ...(stored.flags ?? {}), ...Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0))) };
-        const settings = resolveSendSettings(merged, process.env, process.cwd());
+        const settings = resolveSendSettings({ ...merged, ...(flags.limit === undefined ? {} : { limit: flags.limit }) }, process.env, process.cwd());
         return runSend(store, campaign, settings, { ...flags, yes: flags.yes ?? false }, merged);
       });
     });

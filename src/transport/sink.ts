@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
+import { domainToASCII } from 'node:url';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerError, SMTPServerSession } from 'smtp-server';
 import { FaultBook, REPLIES, type SinkReply } from './sink-faults.js';
@@ -96,6 +97,18 @@ interface MutableRecord extends SinkRecord {
   dropped: boolean;
 }
 
+/**
+ * smtp-server hands addresses over with IDN domains decoded to Unicode; the
+ * transcript records them as they were on the wire (punycode), the form mailq
+ * stores and sends.
+ */
+function wireAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return address;
+  const ascii = domainToASCII(address.slice(at + 1));
+  return ascii === '' ? address : `${address.slice(0, at)}@${ascii}`;
+}
+
 export async function startSink(options: SinkOptions = {}): Promise<SinkHandle> {
   const now = options.now ?? Date.now;
   const host = options.host ?? '127.0.0.1';
@@ -161,7 +174,7 @@ export async function startSink(options: SinkOptions = {}): Promise<SinkHandle> 
       at: now(),
       sessionId: session.id,
       from: mailFrom === false ? '' : mailFrom.address,
-      to: session.envelope.rcptTo.map((r) => r.address),
+      to: session.envelope.rcptTo.map((r) => wireAddress(r.address)),
       messageId: messageIdOf(raw),
       size: raw.length,
       file,

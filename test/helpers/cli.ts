@@ -28,7 +28,7 @@ function childEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /** Runs the built CLI (bin/mailq.js -> dist/) as a child process, like an operator would. */
 export function runCli(
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; umask?: string } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; umask?: string; uid?: number } = {},
 ): CliResult {
   // With a umask, go through sh so the child starts under it, as from an operator's shell.
   const [cmd, argv] = options.umask === undefined
@@ -40,6 +40,7 @@ export function runCli(
     encoding: 'utf8',
     input: options.input ?? '',
     timeout: 60_000,
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -58,4 +59,19 @@ export function fixture(name: string): string {
 
 export function templateDir(name: string): string {
   return path.join(ROOT, 'templates', name);
+}
+
+/**
+ * Like runCli, without blocking the event loop: needed whenever the test
+ * process itself hosts the SMTP server the CLI talks to.
+ */
+export function runCliAsync(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const child = spawnCli(args, options);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => {
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

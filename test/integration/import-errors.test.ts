@@ -118,6 +118,18 @@ describe('mailq import: bad input is one clear line, exit 2, nothing half-import
     expect(runCli(['--db', db, 'check', '-c', 'c1', '--sample', '5']).code).toBe(0);
   }, 60_000);
 
+  it('an unreadable file is refused with its path, as exit 2', () => {
+    const dir = tempDir();
+    // Root reads any file, so as root (CI) the CLI runs as nobody (uid 65534).
+    const uid = process.getuid?.() === 0 ? 65534 : undefined;
+    fs.chmodSync(dir, 0o777);
+    const file = path.join(dir, 'secret.csv');
+    fs.writeFileSync(file, `${HEADER}a@example.com,A,B,pro,X\n`);
+    fs.chmodSync(file, 0o000);
+    const r = runCli(['--db', path.join(dir, 'm.db'), 'import', file, '-c', 'c1', '-t', templateDir('newsletter')], uid === undefined ? {} : { uid });
+    expectInputError(r, /secret\.csv: permission denied \(EACCES\)/);
+  });
+
   it('usage errors exit 2', () => {
     expect(runCli(['import']).code).toBe(2);
     expect(runCli(['no-such-command']).code).toBe(2);
