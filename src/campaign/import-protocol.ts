@@ -17,12 +17,16 @@ export interface ImportWorkerInput {
   readonly batchSize: number;
 }
 
-/** Rows travel packed into one string (fields joined by NUL) because one large
+/**
+ * Rows travel packed into one string (fields joined by NUL) because one large
  * string crosses threads far cheaper than 5,000 small objects. NUL is a safe
- * separator: addresses are validated free of control characters and JSON text
- * escapes it. */
+ * separator: addresses are validated free of control characters, and the
+ * values are JSON text, which escapes it. A row is line, address, key,
+ * domain, and the JSON array of every column's value (the address column
+ * holding the normalized address).
+ */
 export const FIELD_SEPARATOR = '\u0000';
-export const FIELDS_PER_ROW = 5;
+const FIELDS_PER_ROW = 5;
 
 export type WorkerMessage =
   | { readonly type: 'batch'; readonly rows: string; readonly rejects: readonly RejectInsert[]; readonly records: number }
@@ -31,8 +35,9 @@ export type WorkerMessage =
 
 export type MainMessage = { readonly type: 'ack' };
 
-export function packRow(parts: string[], line: number, address: string, key: string, domain: string, varsJson: string): void {
-  parts.push(String(line), address, key, domain, varsJson);
+export function packRow(parts: string[], line: number, address: string, key: string, domain: string, fields: readonly string[]): void {
+  // JSON text escapes NUL, so the values travel (and are stored) as one field.
+  parts.push(String(line), address, key, domain, JSON.stringify(fields));
 }
 
 export function unpackRows(packed: string): RecipientInsert[] {

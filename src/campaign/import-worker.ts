@@ -39,8 +39,6 @@ async function run(input: ImportWorkerInput): Promise<void> {
   });
   const { columns, emailIndex } = input;
   if (csv.columns.length !== columns.length) throw new Error('CSV header changed while importing');
-  // The JSON keys are the same for every row: quote them once.
-  const keys = columns.map((c) => `${JSON.stringify(c)}:`);
 
   let records = 0;
   let parts: string[] = [];
@@ -71,14 +69,8 @@ async function run(input: ImportWorkerInput): Promise<void> {
       const cell = fields[emailIndex] ?? '';
       const address = normalizeAddress(cell);
       if (address.ok) {
-        let json = '{';
-        for (let i = 0; i < keys.length; i++) {
-          if (i > 0) json += ',';
-          json += keys[i] as string;
-          json += JSON.stringify(i === emailIndex ? address.address : (fields[i] ?? ''));
-        }
-        json += '}';
-        packRow(parts, record.line, address.address, address.key, address.domain, json);
+        fields[emailIndex] = address.address;
+        packRow(parts, record.line, address.address, address.key, address.domain, fields);
       } else {
         rejects.push({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
       }

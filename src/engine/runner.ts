@@ -159,7 +159,8 @@ export class Runner {
     const host = (await import('node:os')).hostname();
     for (const run of await store.openRuns(this.config.campaign.id)) {
       if (run.owner === this.config.owner) continue;
-      const deadHere = run.host === host && !processAlive(run.pid);
+      // Another owner with our own pid is a dead run whose pid this process reused.
+      const deadHere = run.host === host && (run.pid === process.pid || !processAlive(run.pid));
       const silent = now() - run.heartbeatAt > this.config.leaseMs;
       if (deadHere || silent) {
         freed += await store.expireLeasesOf(run.owner, now());

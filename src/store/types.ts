@@ -65,7 +65,7 @@ export interface RecipientInsert {
   readonly address: string;
   readonly addressKey: string;
   readonly domain: string;
-  /** Per-recipient variables as JSON text (an object keyed by CSV column). */
+  /** Per-recipient variables: a JSON array of values aligned with the import run's columns. */
   readonly varsJson: string;
 }
 

@@ -14,7 +14,7 @@ export function storeContract(name: string, fresh: () => Promise<Store>): void {
     address: `User${i}@${domain}`,
     addressKey: `user${i}@${domain}`,
     domain,
-    varsJson: JSON.stringify({ email: `User${i}@${domain}`, n: String(i) }),
+    varsJson: JSON.stringify([`User${i}@${domain}`, String(i)]),
   });
 
   describe(`Store contract: ${name}`, () => {

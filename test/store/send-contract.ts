@@ -8,7 +8,7 @@ export function sendStoreContract(name: string, fresh: () => Promise<Store>): vo
     address: `u${i}@${domain}`,
     addressKey: `u${i}@${domain}`,
     domain,
-    varsJson: '{}',
+    varsJson: JSON.stringify([`u${i}@${domain}`]),
   });
 
   async function seeded(): Promise<{ store: Store; campaignId: number }> {

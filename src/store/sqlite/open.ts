@@ -53,7 +53,7 @@ export function openSqlite(file: string): Database.Database {
     // 64 MiB of page cache (default 2 MiB): the address index of a
     // 1,000,000-recipient campaign is ~50 MB, and inserts into it otherwise
     // re-read index pages from the OS on most rows.
-    db.pragma('cache_size = -65536');
+    db.pragma('cache_size = -16384');
     migrate(db, file);
   } catch (err) {
     db.close();

@@ -11,7 +11,7 @@ import type {
   SendStore,
 } from '../types.js';
 import { SEND_INDEXES } from './migrations.js';
-import { parseStringRecord } from './records.js';
+import { decodeVars } from './records.js';
 
 const PAGE_SIZE = 1000;
 
@@ -24,6 +24,7 @@ interface LeaseRecord {
   address_key: string;
   domain: string;
   vars_json: string;
+  columns_json: string;
   state: string;
   attempts: number;
   possible_duplicate: number;
@@ -84,7 +85,7 @@ function prepareSend(db: Database.Database) {
       `SELECT id FROM messages WHERE campaign_id = @c AND state = 'sending' AND domain = @d AND lease_expires_at < @now LIMIT @n`,
     ),
     leaseRow: db.prepare<[number], LeaseRecord>(
-      `SELECT m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain, m.vars_json, m.state,
+      `SELECT m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain, m.vars_json, r.columns_json, m.state,
               m.attempts, m.possible_duplicate
        FROM messages m JOIN import_runs r ON r.id = m.import_run_id WHERE m.id = ?`,
     ),
@@ -263,6 +264,9 @@ export class SqliteSendStore implements SendStore {
     });
   }
 
+  // Read-then-write transactions start IMMEDIATE: a deferred one that has read
+  // gets SQLITE_BUSY at once, without the busy timeout, when another process
+  // (a second `send` on the same file) committed after its read.
   lease(messageId: number, owner: string, attemptId: string, now: number, leaseMs: number): Promise<LeasedMessage | undefined> {
     return this.op(() =>
       this.db.transaction((): LeasedMessage | undefined => {
@@ -280,7 +284,7 @@ export class SqliteSendStore implements SendStore {
           address: before.address,
           addressKey: before.address_key,
           domain: before.domain,
-          vars: parseStringRecord(before.vars_json),
+          vars: decodeVars(before.vars_json, before.columns_json),
           state: 'sending' as MessageState,
           attempts: before.attempts,
           attemptId,
@@ -288,7 +292,7 @@ export class SqliteSendStore implements SendStore {
           possibleDuplicate: before.possible_duplicate === 1 || reclaimed,
           reclaimed,
         };
-      })(),
+      }).immediate(),
     );
   }
 
@@ -365,7 +369,7 @@ export class SqliteSendStore implements SendStore {
           this.s.clearFailure.run(u.messageId);
         }
         return true;
-      })(),
+      }).immediate(),
     );
   }
 

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openSqlite } from './open.js';
-import { parseStringArray, parseStringRecord } from './records.js';
+import { decodeVars, parseStringArray, parseStringRecord } from './records.js';
 import { SqliteSendStore } from './send-store.js';
 import {
   emptyCounts,
@@ -53,6 +53,7 @@ interface MessageRecord {
   address_key: string;
   domain: string;
   vars_json: string;
+  columns_json: string;
   state: string;
   attempts: number;
 }
@@ -90,14 +91,14 @@ function toMessage(r: MessageRecord): MessageRow {
     address: r.address,
     addressKey: r.address_key,
     domain: r.domain,
-    vars: parseStringRecord(r.vars_json),
+    vars: decodeVars(r.vars_json, r.columns_json),
     state: r.state as MessageState,
     attempts: r.attempts,
   };
 }
 
 const MESSAGE_COLUMNS = `m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain,
-  m.vars_json, m.state, m.attempts`;
+  m.vars_json, r.columns_json, m.state, m.attempts`;
 
 /**
  * Rows per multi-row INSERT during import: one statement call for 100 rows
