@@ -23,6 +23,8 @@ const UNATTENDED_LIMIT = 1000;
 /** Longest SMTP attempt is bounded by the 2-minute socket timeout per stage; the lease outlives it. */
 const SOCKET_TIMEOUT_MS = 120_000;
 const LEASE_MS = 10 * 60_000;
+/** After a first Ctrl-C, messages in flight get this long to finish before they are cut. */
+const GRACE_MS = 30_000;
 
 interface CliSendFlags extends SendFlags {
   campaign?: string;
@@ -140,8 +142,10 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
   let signals = 0;
   const onSignal = (): void => {
     signals++;
-    if (signals === 1) runner.requestStop('signal', 'stopped by signal; run `mailq resume` to continue');
-    else runner.abort();
+    if (signals === 1) {
+      runner.requestStop('signal', 'stopped by signal; run `mailq resume` to continue');
+      setTimeout(() => runner.abort(), GRACE_MS).unref();
+    } else runner.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -138,7 +138,6 @@ export class Runner {
           : { kind: 'stopped', reason: this.stop.reason, message: this.stop.message };
     await store.finishRun(owner, outcome.kind === 'stopped' ? `stopped:${outcome.reason}` : outcome.kind);
     emit({ type: 'run-finished', at: now(), outcome, counts: await store.countByState(campaign.id), possibleDuplicates: await store.countPossibleDuplicates(campaign.id) });
-    if (fatal !== undefined && this.stop?.reason === 'fatal' && this.stop.message === fatal) return outcome;
     return outcome;
   }
 
@@ -297,7 +296,7 @@ export class Runner {
     if (m.reclaimed && !this.config.policy.resendAmbiguous) {
       // A run died while this message was on the wire: with --no-resend-ambiguous we do not guess.
       const c: Classification = { category: 'ambiguous', enhanced: undefined, retryAfterSeconds: undefined, rule: 'reclaimed-lease', explanation: 'the run sending this message died mid-transaction' };
-      await this.commit(m, startedAt, undefined, c, { ok: false, stage: 'body', code: undefined, reply: undefined, errorCode: 'ELOST', bodyWritten: true, message: 'run died mid-send' }, '');
+      await this.commit(m, startedAt, c, { ok: false, stage: 'body', code: undefined, reply: undefined, errorCode: 'ELOST', bodyWritten: true, message: 'run died mid-send' }, '');
       return;
     }
     const composed = await compose(m);
@@ -321,13 +320,12 @@ export class Runner {
           ...(result.errorCode === undefined ? {} : { errorCode: result.errorCode }),
           bodyWritten: result.bodyWritten,
         });
-    await this.commit(m, startedAt, composed, c, result, composed.messageId);
+    await this.commit(m, startedAt, c, result, composed.messageId);
   }
 
   private async commit(
     m: LeasedMessage,
     startedAt: number,
-    composed: ComposeResult | undefined,
     c: Classification,
     result: TransportResult,
     smtpMessageId: string,
@@ -351,7 +349,7 @@ export class Runner {
       startedAt,
       finishedAt,
       stage: result.ok ? 'body' : result.stage,
-      code: result.ok ? result.code : result.code,
+      code: result.code,
       enhanced: c.enhanced,
       category: c.category,
       rule: c.rule,
@@ -364,10 +362,9 @@ export class Runner {
       emit({ type: 'lease-lost', at: finishedAt, line: m.line });
       return;
     }
-    void composed;
     const next = decision.next;
-    const reply = result.ok ? result.reply : result.reply;
-    const code = result.ok ? result.code : result.code;
+    const reply = result.reply;
+    const code = result.code;
     if (next.state === 'sent') {
       throttle.onSuccess(m.domain);
       this.consecutive = { cause: '', count: 0 };
