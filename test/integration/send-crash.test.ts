@@ -416,7 +416,6 @@ describe('mailq send: crash, resume and reconcile (built CLI, loopback sink, rea
     const a = start(sendArgs(db, s, ['--concurrency', '4']));
     const b = start(sendArgs(db, s, ['--concurrency', '4']));
     const [ra, rb] = await Promise.all([a.exited, b.exited]);
-    if (ra.code !== 0 || rb.code !== 0) console.log(`A: ${ra.code} ${ra.stderr}\nB: ${rb.code} ${rb.stderr}`);
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
     const byRcpt = transcript(s.received);
