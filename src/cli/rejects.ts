@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { csvLine } from '../report/csv-write.js';
+import { writeJsonArray } from '../report/json-write.js';
 import { renderTable } from '../report/table.js';
 import type { RejectRow } from '../store/types.js';
 import { out, parseFormat, requireCampaign, withStore } from './context.js';
@@ -21,14 +22,7 @@ export function registerRejects(program: Command): void {
           out(csvLine(['source', 'line', 'raw', 'reason', 'message']));
           for await (const r of rows) out(csvLine([r.source, r.line, r.raw, r.reason, r.message]));
         } else if (format === 'json') {
-          // Streamed element by element so a million rejects never sit in memory.
-          let first = true;
-          out('[');
-          for await (const r of rows) {
-            out(`${first ? '\n' : ',\n'}${JSON.stringify(r satisfies RejectRow)}`);
-            first = false;
-          }
-          out(first ? ']\n' : '\n]\n');
+          await writeJsonArray(rows, (r: RejectRow) => r, out);
         } else {
           const table: (string | number)[][] = [];
           for await (const r of rows) table.push([r.line, r.reason, r.raw, r.message]);

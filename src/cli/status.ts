@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { csvLine } from '../report/csv-write.js';
+import { writeJsonArray } from '../report/json-write.js';
 import { renderTable } from '../report/table.js';
 import type { Campaign, Store } from '../store/types.js';
 import { out, parseFormat, requireCampaign, withStore } from './context.js';
@@ -60,14 +61,11 @@ export function registerFailures(program: Command): void {
         const campaign = await requireCampaign(store, flags.campaign);
         const rows = store.listFailures(campaign.id);
         if (format === 'json') {
-          let first = true;
-          out('[');
-          for await (const f of rows) {
-            const entry = { address: f.address, category: f.category, code: f.code ?? null, enhanced: f.enhanced ?? null, reply: f.reply ?? null, attempts: f.attempts, at: new Date(f.at).toISOString() };
-            out(`${first ? '\n' : ',\n'}${JSON.stringify(entry)}`);
-            first = false;
-          }
-          out(first ? ']\n' : '\n]\n');
+          await writeJsonArray(
+            rows,
+            (f) => ({ address: f.address, category: f.category, code: f.code ?? null, enhanced: f.enhanced ?? null, reply: f.reply ?? null, attempts: f.attempts, at: new Date(f.at).toISOString() }),
+            out,
+          );
         } else if (format === 'csv') {
           out(csvLine(['address', 'category', 'reason', 'code', 'enhanced', 'reply', 'attempts', 'at']));
           for await (const f of rows) out(csvLine([f.address, f.category, f.reason, f.code, f.enhanced, f.reply, f.attempts, new Date(f.at).toISOString()]));

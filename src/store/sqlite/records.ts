@@ -1,3 +1,39 @@
+import type { MessageRow, MessageState } from '../types.js';
+
+/** A recipient row as the message queries select it (see MESSAGE_COLUMNS). */
+export interface MessageRecord {
+  id: number;
+  campaign_id: number;
+  line: number;
+  source: string;
+  address: string;
+  address_key: string;
+  domain: string;
+  vars_json: string;
+  columns_json: string;
+  state: string;
+  attempts: number;
+}
+
+/** The columns a MessageRecord needs: messages m joined with import_runs r. */
+export const MESSAGE_COLUMNS = `m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain,
+  m.vars_json, r.columns_json, m.state, m.attempts`;
+
+export function toMessage(r: MessageRecord): MessageRow {
+  return {
+    id: r.id,
+    campaignId: r.campaign_id,
+    line: r.line,
+    source: r.source,
+    address: r.address,
+    addressKey: r.address_key,
+    domain: r.domain,
+    vars: decodeVars(r.vars_json, r.columns_json),
+    state: r.state as MessageState,
+    attempts: r.attempts,
+  };
+}
+
 /** Decoding of JSON columns written by the store itself. */
 export function parseStringRecord(json: string): Record<string, string> {
   const value: unknown = JSON.parse(json);

@@ -11,22 +11,11 @@ import type {
   SendStore,
 } from '../types.js';
 import { SEND_INDEXES } from './migrations.js';
-import { decodeVars } from './records.js';
+import { MESSAGE_COLUMNS, toMessage, type MessageRecord } from './records.js';
 
 const PAGE_SIZE = 1000;
 
-interface LeaseRecord {
-  id: number;
-  campaign_id: number;
-  line: number;
-  source: string;
-  address: string;
-  address_key: string;
-  domain: string;
-  vars_json: string;
-  columns_json: string;
-  state: string;
-  attempts: number;
+interface LeaseRecord extends MessageRecord {
   possible_duplicate: number;
 }
 
@@ -85,8 +74,7 @@ function prepareSend(db: Database.Database) {
       `SELECT id FROM messages WHERE campaign_id = @c AND state = 'sending' AND domain = @d AND lease_expires_at < @now LIMIT @n`,
     ),
     leaseRow: db.prepare<[number], LeaseRecord>(
-      `SELECT m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain, m.vars_json, r.columns_json, m.state,
-              m.attempts, m.possible_duplicate
+      `SELECT ${MESSAGE_COLUMNS}, m.possible_duplicate
        FROM messages m JOIN import_runs r ON r.id = m.import_run_id WHERE m.id = ?`,
     ),
     lease: db.prepare<{ id: number; owner: string; attempt: string; now: number; until: number; reclaim: number }>(
@@ -277,16 +265,8 @@ export class SqliteSendStore implements SendStore {
         const won = this.s.lease.run({ id: messageId, owner, attempt: attemptId, now, until: now + leaseMs, reclaim: reclaimed ? 1 : 0 });
         if (won.changes === 0) return undefined;
         return {
-          id: before.id,
-          campaignId: before.campaign_id,
-          line: before.line,
-          source: before.source,
-          address: before.address,
-          addressKey: before.address_key,
-          domain: before.domain,
-          vars: decodeVars(before.vars_json, before.columns_json),
-          state: 'sending' as MessageState,
-          attempts: before.attempts,
+          ...toMessage(before),
+          state: 'sending',
           attemptId,
           leaseExpiresAt: now + leaseMs,
           possibleDuplicate: before.possible_duplicate === 1 || reclaimed,

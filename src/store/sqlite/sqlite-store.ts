@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openSqlite } from './open.js';
-import { decodeVars, parseStringArray, parseStringRecord } from './records.js';
+import { MESSAGE_COLUMNS, parseStringArray, parseStringRecord, toMessage, type MessageRecord } from './records.js';
 import { SqliteSendStore } from './send-store.js';
 import {
   emptyCounts,
@@ -44,19 +44,6 @@ interface ImportRunRecord {
   columns_json: string;
 }
 
-interface MessageRecord {
-  id: number;
-  campaign_id: number;
-  line: number;
-  source: string;
-  address: string;
-  address_key: string;
-  domain: string;
-  vars_json: string;
-  columns_json: string;
-  state: string;
-  attempts: number;
-}
 
 function toCampaign(r: CampaignRecord): Campaign {
   return {
@@ -82,23 +69,7 @@ function toImportRun(r: ImportRunRecord, resumed: boolean): ImportRun {
   };
 }
 
-function toMessage(r: MessageRecord): MessageRow {
-  return {
-    id: r.id,
-    campaignId: r.campaign_id,
-    line: r.line,
-    source: r.source,
-    address: r.address,
-    addressKey: r.address_key,
-    domain: r.domain,
-    vars: decodeVars(r.vars_json, r.columns_json),
-    state: r.state as MessageState,
-    attempts: r.attempts,
-  };
-}
 
-const MESSAGE_COLUMNS = `m.id, m.campaign_id, m.line, r.source, m.address, m.address_key, m.domain,
-  m.vars_json, r.columns_json, m.state, m.attempts`;
 
 /**
  * Rows per multi-row INSERT during import: one statement call for 100 rows
