@@ -94,6 +94,18 @@ describe('mailq send (built CLI against a real SMTP server on loopback)', () => 
     expect(JSON.parse(runCli(['--db', db, 'status', '--json']).stdout)).toMatchObject({ sent: 6, queued: 0 });
   });
 
+  it('fails a message as expired after --max-attempts, keeping the last reply verbatim', async () => {
+    const { db } = campaign(`${HEADER}transient5-x@a.test,A,B,pro,X\n`);
+    const r = await runCliAsync(['--db', db, 'send', '-c', 'c', '--transport', sink.url, '--max-attempts', '2', '--backoff', '100ms:200ms']);
+    expect(r.code).toBe(3);
+    const failures = JSON.parse(runCli(['--db', db, 'failures', '-c', 'c', '--format', 'json']).stdout) as Record<string, unknown>[];
+    expect(failures).toEqual([
+      expect.objectContaining({ address: 'transient5-x@a.test', category: 'retry', code: 451, attempts: 2, reply: '451 4.3.0 Temporary local problem, try again' }),
+    ]);
+    const csv = runCli(['--db', db, 'failures', '-c', 'c', '--format', 'csv']).stdout;
+    expect(csv).toContain(',retry,expired,451,');
+  });
+
   it('refuses a send with no transport', async () => {
     const { db } = campaign(`${HEADER}a@a.test,A,B,pro,X\n`);
     const none = await runCliAsync(['--db', db, 'send', '-c', 'c']);
