@@ -106,6 +106,21 @@ describe('mailq send (built CLI against a real SMTP server on loopback)', () => 
     expect(csv).toContain(',retry,expired,451,');
   });
 
+  it('trips the circuit breaker after 10 rejections in a row (exit 4), and stops on a quota reply (exit 4)', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => `reject-${i}@a.test,A,B,pro,X`).join('\n');
+    const { db } = campaign(`${HEADER}${rows}\n`);
+    const r = await runCliAsync(['--db', db, 'send', '-c', 'c', '--transport', sink.url, '--concurrency', '1']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('circuit breaker: 10 message-rejected replies in a row');
+    expect(JSON.parse(runCli(['--db', db, 'status', '--json']).stdout)).toMatchObject({ failed: 10, queued: 2 });
+
+    const q = campaign(`${HEADER}quota-x@b.test,A,B,pro,X\n`);
+    const quota = await runCliAsync(['--db', q.db, 'send', '-c', 'c', '--transport', sink.url]);
+    expect(quota.code).toBe(4);
+    expect(quota.stderr).toContain('sending quota reached');
+    expect(JSON.parse(runCli(['--db', q.db, 'status', '--json']).stdout)).toMatchObject({ queued: 1, failed: 0 });
+  });
+
   it('refuses a send with no transport', async () => {
     const { db } = campaign(`${HEADER}a@a.test,A,B,pro,X\n`);
     const none = await runCliAsync(['--db', db, 'send', '-c', 'c']);
