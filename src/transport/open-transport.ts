@@ -35,6 +35,12 @@ export function readPasswordFile(file: string): string {
   }
 }
 
+/** TLS with a verified certificate is required except to this machine itself or with --insecure-tls. */
+export function tlsPolicy(host: string, secure: boolean, insecureTls: boolean): { requireTLS: boolean; verifyCertificate: boolean } {
+  const loopback = isLoopback(host);
+  return { requireTLS: !secure && !loopback && !insecureTls, verifyCertificate: !loopback && !insecureTls };
+}
+
 export function openTransport(o: TransportOptions): Transport {
   let url: URL;
   try {
@@ -57,7 +63,6 @@ export function openTransport(o: TransportOptions): Transport {
   }
   const secure = url.protocol === 'smtps:';
   const host = url.hostname;
-  const loopback = isLoopback(host);
   const user = url.username === '' ? undefined : decodeURIComponent(url.username);
   if (user !== undefined && o.password === undefined) {
     throw new InputError(`--transport names user ${user} but no password was given`, 'set MAILQ_SMTP_PASSWORD or use --password-file <file>');
@@ -66,9 +71,7 @@ export function openTransport(o: TransportOptions): Transport {
     host,
     port: url.port === '' ? (secure ? 465 : 587) : Number(url.port),
     secure,
-    // TLS with a verified certificate is required except to this machine itself.
-    requireTLS: !secure && !loopback && !o.insecureTls,
-    verifyCertificate: !loopback && !o.insecureTls,
+    ...tlsPolicy(host, secure, o.insecureTls),
     user,
     password: o.password,
     maxConnections: o.maxConnections,

@@ -406,6 +406,33 @@ describe('mailq send: crash, resume and reconcile (built CLI, loopback sink, rea
     console.log(`send-crash ${signal}: ${inFlightAtSignal} in flight at the signal, exit after ${tookMs} ms with ${afterStop.sent} sent`);
   });
 
+  it('a second SIGINT cuts the messages in flight: exit 4, rows back without using an attempt', async () => {
+    const s = await sink();
+    const dir = tempDir();
+    const db = path.join(dir, 'm.db');
+    const emails = Array.from({ length: 6 }, (_, i) => `slow5000-u${i}@${i % 2 === 0 ? 'alpha' : 'beta'}.test`);
+    importCampaign(db, dir, emails);
+    const p = start(sendArgs(db, s, ['--concurrency', '4']));
+    const open = (): number => [...s.openByDomain().values()].reduce((a, b) => a + b, 0);
+    await waitFor('4 transactions in flight', () => open() >= 4 || !p.isRunning());
+    expect(p.isRunning()).toBe(true);
+    const signalledAt = Date.now();
+    p.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+    p.child.kill('SIGINT');
+    const r = await p.exited;
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toContain('aborting messages in flight');
+    // Cut, not awaited: the 5 s replies never came.
+    expect(Date.now() - signalledAt).toBeLessThan(4000);
+    const st = status(db);
+    expect(st).toMatchObject({ sent: 0, sending: 0, failed: 0, queued: 6 });
+    const conn = new Database(db, { readonly: true });
+    const attempts = (conn.prepare('SELECT sum(attempts) AS n FROM messages').get() as { n: number }).n;
+    conn.close();
+    expect(attempts).toBe(0);
+  });
+
   it('two send processes on one SQLite campaign at once never send a recipient twice', async () => {
     const s = await sink();
     const dir = tempDir();

@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSink, type SinkHandle } from '../../src/transport/sink.js';
-import { fixture, runCli, runCliAsync, tempDir, templateDir } from '../helpers/cli.js';
+import Database from 'better-sqlite3';
+import { BIN, fixture, runCli, runCliAsync, tempDir, templateDir } from '../helpers/cli.js';
 
 let sink: SinkHandle;
 beforeAll(async () => {
@@ -119,6 +121,41 @@ describe('mailq send (built CLI against a real SMTP server on loopback)', () => 
     expect(quota.code).toBe(4);
     expect(quota.stderr).toContain('sending quota reached');
     expect(JSON.parse(runCli(['--db', q.db, 'status', '--json']).stdout)).toMatchObject({ queued: 1, failed: 0 });
+  });
+
+  it('on a terminal, asks once with the count, transport and campaign; "n" sends nothing', () => {
+    const { dir, db } = campaign(`${HEADER}a@a.test,A,B,pro,X\nb@b.test,A,B,pro,X\n`);
+    const out = path.join(dir, 'outbox');
+    // script(1) gives the CLI a real pseudo-terminal and feeds it our answer.
+    const ask = (answer: string) =>
+      spawnSync('script', ['-qec', `${process.execPath} ${BIN} --db ${db} send -c c --transport file://${out}`, '/dev/null'], {
+        input: `${answer}\n`,
+        encoding: 'utf8',
+        env: { ...process.env, CI: '' },
+        timeout: 30_000,
+      });
+    const no = ask('n');
+    expect(no.stdout).toContain('Send 2 messages of campaign "c" via file://');
+    expect(no.stdout).toContain('not sent: the operator declined');
+    expect(no.status).toBe(2);
+    expect(fs.existsSync(out) ? fs.readdirSync(out) : []).toEqual([]);
+    const yes = ask('y');
+    expect(yes.status).toBe(0);
+    expect(fs.readdirSync(out)).toHaveLength(2);
+  });
+
+  it('warns on --insecure-tls, and refuses a campaign whose import is unfinished', async () => {
+    const { dir, db } = campaign(`${HEADER}a@a.test,A,B,pro,X\n`);
+    const warn = await runCliAsync(['--db', db, 'send', '-c', 'c', '--transport', `file://${path.join(dir, 'o')}`, '--insecure-tls']);
+    expect(warn.code).toBe(0);
+    expect(warn.stderr).toContain('WARNING: --insecure-tls');
+    // An import left running (as a kill -9 leaves it) blocks sending until it is re-run.
+    const conn = new Database(db);
+    conn.prepare(`UPDATE import_runs SET status = 'running'`).run();
+    conn.close();
+    const refused = await runCliAsync(['--db', db, 'send', '-c', 'c', '--transport', sink.url, '--yes']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/campaign "c" has an unfinished import of .*r\.csv/);
   });
 
   it('refuses a send with no transport', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveSendSettings } from '../../src/cli/send-settings.js';
 import { InputError } from '../../src/errors.js';
-import { openTransport, redactUrl } from '../../src/transport/open-transport.js';
+import { openTransport, redactUrl, tlsPolicy } from '../../src/transport/open-transport.js';
 
 function dir(files: Record<string, string> = {}): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-settings-'));
@@ -74,5 +74,17 @@ describe('transport URLs', () => {
     expect(t.description).toBe('smtp://user@mail.example.com:587');
     expect(openTransport({ ...base, url: 'smtps://mail.example.com', password: undefined }).description).toBe('smtps://mail.example.com:465');
     expect(() => openTransport({ ...base, url: 'http://x', password: undefined })).toThrow(/unsupported scheme/);
+  });
+});
+
+describe('TLS policy', () => {
+  it('requires STARTTLS with a verified certificate except to loopback or with --insecure-tls', () => {
+    expect(tlsPolicy('smtp.example.com', false, false)).toEqual({ requireTLS: true, verifyCertificate: true });
+    expect(tlsPolicy('smtp.example.com', true, false)).toEqual({ requireTLS: false, verifyCertificate: true });
+    expect(tlsPolicy('smtp.example.com', false, true)).toEqual({ requireTLS: false, verifyCertificate: false });
+    for (const host of ['127.0.0.1', '127.5.6.7', 'localhost', '::1', '[::1]']) {
+      expect(tlsPolicy(host, false, false), host).toEqual({ requireTLS: false, verifyCertificate: false });
+    }
+    expect(tlsPolicy('128.0.0.1', false, false).requireTLS).toBe(true);
   });
 });
