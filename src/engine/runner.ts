@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Campaign, LeasedMessage, Store } from '../store/types.js';
 import type { Transport, TransportResult } from '../transport/types.js';
 import { classify, type Classification } from './classify.js';
@@ -155,7 +156,7 @@ export class Runner {
   private async reclaimDeadRuns(): Promise<number> {
     const { store, now } = this.deps;
     let freed = 0;
-    const host = (await import('node:os')).hostname();
+    const host = hostname();
     for (const run of await store.openRuns(this.config.campaign.id)) {
       if (run.owner === this.config.owner) continue;
       // Another owner with our own pid is a dead run whose pid this process reused.

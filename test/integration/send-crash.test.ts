@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { query } from '../helpers/db.js';
 import { startSink, type SinkHandle, type SinkRecord } from '../../src/transport/sink.js';
 import { runCli, spawnCli, tempDir, templateDir } from '../helpers/cli.js';
 
@@ -128,15 +129,6 @@ function readRows(db: string): MessageDbRow[] {
     return conn
       .prepare('SELECT address, state, attempts, possible_duplicate, message_id, last_category FROM messages ORDER BY id')
       .all() as MessageDbRow[];
-  } finally {
-    conn.close();
-  }
-}
-
-function query<T>(db: string, sql: string, ...params: unknown[]): T[] {
-  const conn = new Database(db, { readonly: true });
-  try {
-    return conn.prepare(sql).all(...params) as T[];
   } finally {
     conn.close();
   }

@@ -8,9 +8,9 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
+import { query } from '../helpers/db.js';
 import { startSink, type SinkEvent, type SinkHandle } from '../../src/transport/sink.js';
 import { runCli, spawnCli, tempDir, templateDir } from '../helpers/cli.js';
 
@@ -55,15 +55,6 @@ function importCampaign(dir: string, emails: readonly string[], campaign = 'c'):
   expect(r.code).toBe(0);
   expect((JSON.parse(r.stdout) as { imported: number }).imported).toBe(emails.length);
   return db;
-}
-
-function query<T>(db: string, sql: string, ...params: unknown[]): T[] {
-  const conn = new Database(db, { readonly: true });
-  try {
-    return conn.prepare(sql).all(...params) as T[];
-  } finally {
-    conn.close();
-  }
 }
 
 /** Every byte SQLite keeps for this database: the main file and, when present, its WAL. */
