@@ -4,7 +4,7 @@ import type { Campaign, LeasedMessage, Store } from '../store/types.js';
 import type { Transport, TransportResult } from '../transport/types.js';
 import { classify, type Classification } from './classify.js';
 import type { ComposeResult } from './compose.js';
-import type { EngineEvent, RunOutcome, StopReason } from './events.js';
+import { STALLED_MS, type EngineEvent, type RunOutcome, type StopReason } from './events.js';
 import type { Throttle } from './throttle.js';
 import { decide, type Decision, type TransitionPolicy } from './transition.js';
 
@@ -67,6 +67,11 @@ export class Runner {
   private consecutive = { cause: '', count: 0 };
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private paused = false;
+  /** Start time of each transaction in flight, by message id, to count stalled ones. */
+  private readonly started = new Map<number, number>();
+  /** Throttle keys announced as slowed or paused, with a domain of theirs, until they open again. */
+  private readonly throttled = new Map<string, string>();
 
   constructor(deps: RunnerDeps, config: RunnerConfig) {
     this.deps = deps;
@@ -80,6 +85,18 @@ export class Runner {
       this.deps.emit({ type: 'stopping', at: this.deps.now(), reason, graceful: true });
     }
     this.notify();
+  }
+
+  /** The operator's `p`: stop or restart leasing; messages in flight finish either way. */
+  setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    this.deps.emit(paused ? { type: 'leasing-paused', at: this.deps.now() } : { type: 'leasing-resumed', at: this.deps.now() });
+    this.notify();
+  }
+
+  isPaused(): boolean {
+    return this.paused;
   }
 
   /** Second Ctrl-C: cut in-flight transactions; their rows go back without burning attempts. */
@@ -146,7 +163,17 @@ export class Runner {
     const { store, emit, now, transport } = this.deps;
     try {
       const counts = await store.countByState(this.config.campaign.id);
-      emit({ type: 'progress', at: now(), counts, inFlight: this.inFlight, openConnections: transport.openConnections() });
+      const t = now();
+      let stalled = 0;
+      for (const since of this.started.values()) if (t - since >= STALLED_MS) stalled++;
+      const nextRetryAt = counts.deferred > 0 ? await store.nextDueAt(this.config.campaign.id) : undefined;
+      for (const [key, domain] of this.throttled) {
+        if (this.deps.throttle.status(domain).kind === 'open') {
+          this.throttled.delete(key);
+          emit({ type: 'domain-resumed', at: t, key });
+        }
+      }
+      emit({ type: 'progress', at: t, counts, inFlight: this.inFlight, openConnections: transport.openConnections(), stalled, nextRetryAt, paused: this.paused });
     } catch {
       // A progress line is never worth failing a send over.
     }
@@ -207,6 +234,10 @@ export class Runner {
     let lastRecheck = now();
     for (;;) {
       if (this.stop !== undefined) return;
+      if (this.paused) {
+        await this.sleep(MAX_IDLE_MS);
+        continue;
+      }
       if (this.limitReached()) {
         if (this.inFlight === 0) return this.requestStop('limit', `stopped after --limit ${this.config.limit ?? 0} messages`);
         await this.sleep(MAX_IDLE_MS);
@@ -221,7 +252,7 @@ export class Runner {
         lastRecheck = t;
       }
       let started = 0;
-      while (this.inFlight < this.config.concurrency && this.stop === undefined && !this.limitReached()) {
+      while (this.inFlight < this.config.concurrency && this.stop === undefined && !this.paused && !this.limitReached()) {
         const picked = await this.pick();
         if (picked === undefined) break;
         const leased = await store.lease(picked.id, this.config.owner, randomUUID(), now(), this.config.leaseMs);
@@ -282,10 +313,12 @@ export class Runner {
   private launch(message: LeasedMessage): void {
     this.inFlight++;
     this.attempted++;
+    this.started.set(message.id, this.deps.now());
     void this.attempt(message)
       .catch((err: unknown) => this.requestStop('fatal', `internal error: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         this.deps.throttle.release(message.domain);
+        this.started.delete(message.id);
         this.inFlight--;
         this.notify();
       });
@@ -385,10 +418,12 @@ export class Runner {
     if (a.kind === 'throttle-domain') {
       const status = throttle.onThrottle(domain, { ...(a.retryAfterMs === undefined ? {} : { retryAfterMs: a.retryAfterMs }), severe: a.severe, reason: reply });
       const until = status.kind === 'open' ? now() : status.until;
+      if (status.kind !== 'open') this.throttled.set(throttle.keyFor(domain), domain);
       emit({ type: 'domain-throttled', at: now(), key: throttle.keyFor(domain), until, paused: status.kind === 'paused', reason: reply });
       void this.saveDomainState();
     } else if (a.kind === 'backoff-domain') {
       throttle.pause(domain, a.untilMs, reply);
+      this.throttled.set(throttle.keyFor(domain), domain);
       emit({ type: 'domain-throttled', at: now(), key: throttle.keyFor(domain), until: a.untilMs, paused: true, reason: reply });
     } else if (a.kind === 'breaker') {
       this.consecutive = this.consecutive.cause === a.cause ? { cause: a.cause, count: this.consecutive.count + 1 } : { cause: a.cause, count: 1 };
