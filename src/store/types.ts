@@ -162,6 +162,21 @@ export interface Store extends SendStore {
 
   isSuppressed(addressKey: string): Promise<boolean>;
   addSuppression(addressKey: string, reason: string): Promise<void>;
+
+  // ---- History (trace, retry; types at the end of this file)
+  /** One recipient's row, import and every attempt in order; undefined when the campaign has no such address. */
+  recipientHistory(campaignId: number, addressKey: string): Promise<RecipientHistory | undefined>;
+  /** Rejected rows whose raw value contains `text` (ASCII case-insensitive), in file order. */
+  findRejects(campaignId: number, text: string): Promise<RejectMatch[]>;
+  getSuppression(addressKey: string): Promise<Suppression | undefined>;
+  /** Puts failed recipients back in the queue, in one transaction (see RequeueOptions). */
+  requeueFailed(campaignId: number, options: RequeueOptions): Promise<RequeueResult>;
+
+  // ---- Reports (types at the end of this file; aggregates are computed by the backend, never by loading rows)
+  /** Every recipient with its last outcome, in import order, a page at a time (flat memory). */
+  iterateReportRows(campaignId: number): AsyncIterable<ReportRow>;
+  reportSummary(campaignId: number): Promise<ReportSummary>;
+  reportCharts(campaignId: number, query: ReportChartQuery): Promise<ReportCharts>;
 }
 
 export function emptyCounts(): Record<MessageState, number> {
@@ -269,4 +284,162 @@ export interface SendStore {
 
   loadDomainState(campaignId: number): Promise<PersistedDomainState[]>;
   saveDomainState(campaignId: number, rows: readonly PersistedDomainState[]): Promise<void>;
+}
+
+// ---- Reports --------------------------------------------------------------
+
+/** One recipient as `mailq report` exports it: its state and its last outcome. */
+export interface ReportRow {
+  readonly id: number;
+  readonly address: string;
+  readonly state: MessageState;
+  readonly attempts: number;
+  readonly category: string | undefined;
+  readonly code: number | undefined;
+  readonly reply: string | undefined;
+  readonly sentAt: number | undefined;
+  /** The Message-ID header the message was sent with. */
+  readonly smtpMessageId: string | undefined;
+  readonly possibleDuplicate: boolean;
+}
+
+export interface ReportSummary {
+  readonly counts: StateCounts;
+  readonly possibleDuplicates: number;
+  /** SMTP attempts logged (every try, including throttled and connection failures). */
+  readonly attempts: number;
+  /** Earliest attempt start and latest attempt finish: the campaign's sending span. */
+  readonly firstAttemptAt: number | undefined;
+  readonly lastAttemptAt: number | undefined;
+  /** `send`/`resume` runs recorded for the campaign. */
+  readonly runs: number;
+}
+
+export interface ReportChartQuery {
+  /** Attempts grouped by finished_at into buckets of bucketMs from fromMs; none when nothing was attempted. */
+  readonly timeline: { readonly fromMs: number; readonly bucketMs: number } | undefined;
+  /** Ascending exclusive upper bounds (ms) of the latency buckets; one more bucket holds the rest. */
+  readonly latencyBoundsMs: readonly number[];
+  readonly topDomains: number;
+  readonly topReplies: number;
+}
+
+export interface TimelineBucket {
+  /** Bucket index: the bucket starts at fromMs + index * bucketMs. */
+  readonly index: number;
+  readonly sent: number;
+  /** Attempts in the bucket that did not end in `sent`. */
+  readonly other: number;
+}
+
+export interface DomainOutcome {
+  readonly domain: string;
+  readonly total: number;
+  readonly counts: StateCounts;
+}
+
+export interface ReplyCount {
+  readonly category: string | undefined;
+  readonly code: number | undefined;
+  readonly reply: string | undefined;
+  readonly n: number;
+}
+
+export interface ReportCharts {
+  readonly timeline: readonly TimelineBucket[];
+  /** Attempts by classified category, most frequent first. */
+  readonly categories: ReadonlyArray<{ readonly category: string; readonly n: number }>;
+  /** The busiest recipient domains with their recipients counted by state. */
+  readonly domains: readonly DomainOutcome[];
+  /** Sent attempts per latency bucket: latencyBoundsMs.length + 1 counts. */
+  readonly latency: readonly number[];
+  /** Latency of sent attempts (finished_at - started_at); undefined when nothing was sent. */
+  readonly latencyPercentiles: { readonly p50: number; readonly p95: number; readonly max: number } | undefined;
+  /** Recipients by number of counted attempts, ascending. */
+  readonly attemptsPerRecipient: ReadonlyArray<{ readonly attempts: number; readonly n: number }>;
+  /** Last replies of failed and deferred recipients, most frequent first. */
+  readonly topReplies: readonly ReplyCount[];
+}
+
+// ---- History --------------------------------------------------------------
+
+export interface ImportInfo {
+  readonly id: number;
+  readonly source: string;
+  readonly status: ImportRunStatus;
+  readonly startedAt: number;
+  readonly finishedAt: number | undefined;
+}
+
+/** One row of the append-only attempts log. */
+export interface AttemptLogRow {
+  readonly attemptId: string;
+  readonly runOwner: string;
+  /** Host of the run, from the runs table (undefined if the run row is gone). */
+  readonly runHost: string | undefined;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly stage: string | undefined;
+  readonly code: number | undefined;
+  readonly enhanced: string | undefined;
+  readonly category: string;
+  readonly rule: string | undefined;
+  readonly reply: string | undefined;
+  readonly bodyWritten: boolean;
+  /** The state the attempt left the message in. */
+  readonly nextState: MessageState;
+  /** Back-off chosen for a deferral: the retry was due at finishedAt + delayMs. */
+  readonly delayMs: number | undefined;
+}
+
+/** A failed recipient's dead-letter entry. `category` is `render` for a template that did not render. */
+export interface FailureInfo {
+  readonly category: string;
+  readonly reason: string;
+  readonly code: number | undefined;
+  readonly enhanced: string | undefined;
+  readonly reply: string | undefined;
+  readonly attempts: number;
+  readonly at: number;
+}
+
+export interface RecipientHistory {
+  readonly message: MessageRow;
+  readonly importRun: ImportInfo;
+  readonly nextAttemptAt: number;
+  readonly leaseOwner: string | undefined;
+  readonly possibleDuplicate: boolean;
+  readonly smtpMessageId: string | undefined;
+  readonly sentAt: number | undefined;
+  readonly failure: FailureInfo | undefined;
+  readonly attempts: readonly AttemptLogRow[];
+}
+
+export interface RejectMatch extends RejectRow {
+  readonly importedAt: number;
+}
+
+export interface Suppression {
+  readonly reason: string;
+  readonly createdAt: number;
+}
+
+export interface RequeueOptions {
+  /** Only failures whose category (FailureInfo.category) is one of these; all when undefined. */
+  readonly categories: readonly string[] | undefined;
+  /** Also re-queue failed recipients on the suppression list, and remove their suppression entry. */
+  readonly includeSuppressed: boolean;
+  /** Count only; change nothing. */
+  readonly dryRun: boolean;
+  /** Campaign settings to store in the same transaction (when something is re-queued). */
+  readonly settingsJson: string | undefined;
+}
+
+export interface RequeueResult {
+  /** Re-queued (or, dry run, to be re-queued) recipients by failure category. */
+  readonly requeued: Readonly<Record<string, number>>;
+  /** Matching failed recipients left alone because their address is suppressed. */
+  readonly keptSuppressed: Readonly<Record<string, number>>;
+  /** Suppression entries removed (only with includeSuppressed). */
+  readonly unsuppressed: number;
 }

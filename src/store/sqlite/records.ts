@@ -28,7 +28,7 @@ export function toMessage(r: MessageRecord): MessageRow {
     address: r.address,
     addressKey: r.address_key,
     domain: r.domain,
-    vars: decodeVars(r.vars_json, r.columns_json),
+    vars: decodeVars(r.vars_json, r.columns_json, r.address),
     state: r.state as MessageState,
     attempts: r.attempts,
   };
@@ -57,8 +57,10 @@ const columnsCache = new Map<string, string[]>();
  * A recipient's variables are stored as a JSON array of values aligned with
  * its import run's columns: one JSON.stringify of an array per row, about a
  * third of the cost of an object with repeated keys on a 1,000,000-row import.
+ * The address column's value is stored as null: it is the row's normalized
+ * address, which the row already holds (~30 bytes a row saved).
  */
-export function decodeVars(varsJson: string, columnsJson: string): Record<string, string> {
+export function decodeVars(varsJson: string, columnsJson: string, address: string): Record<string, string> {
   const values: unknown = JSON.parse(varsJson);
   if (!Array.isArray(values)) return parseStringRecord(varsJson);
   let columns = columnsCache.get(columnsJson);
@@ -71,6 +73,7 @@ export function decodeVars(varsJson: string, columnsJson: string): Record<string
   columns.forEach((c, i) => {
     const v: unknown = values[i];
     if (typeof v === 'string') out[c] = v;
+    else if (v === null) out[c] = address;
   });
   return out;
 }
