@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import { InputError } from '../errors.js';
 import { parseBackoff, parseDomainRate, parseDuration, parseRate, type Rate } from '../engine/units.js';
 import type { DomainLimit } from '../engine/throttle.js';
+import { applyAlertConfig, defaultAlertSettings, type AlertSettings } from '../alerts/config.js';
 
 /**
  * Send settings from three layers: flags win over MAILQ_* environment
@@ -26,6 +27,7 @@ export interface SendFlags {
   insecureTls?: boolean;
   passwordFile?: string;
   config?: string;
+  metricsPort?: string;
 }
 
 export interface SendSettings {
@@ -40,11 +42,17 @@ export interface SendSettings {
   readonly limit: number | undefined;
   readonly insecureTls: boolean;
   readonly passwordFile: string | undefined;
+  /** Prometheus endpoint on 127.0.0.1; 0 picks a free port; undefined: none. */
+  readonly metricsPort: number | undefined;
+  /** Alert rules and actions: defaults, then the config file's `alerts`, then the rules file's. */
+  readonly alerts: AlertSettings;
 }
 
 type Raw = Record<string, unknown>;
 
-const KEYS = ['transport', 'concurrency', 'rate', 'domainRate', 'rules', 'maxAttempts', 'maxAge', 'backoff', 'resendAmbiguous', 'insecureTls', 'passwordFile'] as const;
+const KEYS = ['transport', 'concurrency', 'rate', 'domainRate', 'rules', 'maxAttempts', 'maxAge', 'backoff', 'resendAmbiguous', 'insecureTls', 'passwordFile', 'metricsPort'] as const;
+/** Settings only the config file (or the rules file) can hold: structured, no flag or variable. */
+const FILE_ONLY_KEYS = ['alerts'] as const;
 
 const ENV: Record<(typeof KEYS)[number], string> = {
   transport: 'MAILQ_TRANSPORT',
@@ -58,6 +66,7 @@ const ENV: Record<(typeof KEYS)[number], string> = {
   resendAmbiguous: 'MAILQ_RESEND_AMBIGUOUS',
   insecureTls: 'MAILQ_INSECURE_TLS',
   passwordFile: 'MAILQ_PASSWORD_FILE',
+  metricsPort: 'MAILQ_METRICS_PORT',
 };
 
 /** Defaults: 10 in flight (KumoMTA's per-site connections), 8 attempts over at most 3 days (Postfix gives up after 5). */
@@ -108,11 +117,18 @@ function positiveInt(text: string, where: string): number {
   return Number(text);
 }
 
-/** A rules file: {"domains": {"gmail.com": "20/s:5", "example.org": {"rate": "5/s", "connections": 2}}}. */
-export function readRules(file: string): Map<string, DomainLimit> {
-  const raw = readStructured(file);
+function metricsPort(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 65_535) throw new InputError(`--metrics-port must be a port number from 0 to 65535 (got "${text}")`, '0 picks a free port');
+  return Number(text);
+}
+
+/**
+ * A rules file: {"domains": {"gmail.com": "20/s:5", "example.org": {"rate": "5/s", "connections": 2}}},
+ * optionally with an "alerts" section (read by resolveSendSettings).
+ */
+export function readRules(file: string, raw: Raw = readStructured(file)): Map<string, DomainLimit> {
   const out = new Map<string, DomainLimit>();
-  for (const key of Object.keys(raw)) if (key !== 'domains') throw new InputError(`${file}: unknown key "${key}" (expected "domains")`);
+  for (const key of Object.keys(raw)) if (key !== 'domains' && key !== 'alerts') throw new InputError(`${file}: unknown key "${key}" (expected "domains" or "alerts")`);
   const domains = raw['domains'] ?? {};
   if (typeof domains !== 'object' || domains === null || Array.isArray(domains)) throw new InputError(`${file}: "domains" must be an object`);
   for (const [domain, spec] of Object.entries(domains as Raw)) {
@@ -132,7 +148,7 @@ export function readRules(file: string): Map<string, DomainLimit> {
 export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cwd: string): SendSettings {
   const { raw: file, dir: configDir } = configFile(flags.config, cwd);
   for (const key of Object.keys(file)) {
-    if (!(KEYS as readonly string[]).includes(key)) throw new InputError(`config file: unknown setting "${key}"`, `known settings: ${KEYS.join(', ')}`);
+    if (!([...KEYS, ...FILE_ONLY_KEYS] as readonly string[]).includes(key)) throw new InputError(`config file: unknown setting "${key}"`, `known settings: ${[...KEYS, ...FILE_ONLY_KEYS].join(', ')}`);
   }
   // Layering: flag, else environment, else file.
   const pick = (key: (typeof KEYS)[number]): unknown => {
@@ -144,11 +160,15 @@ export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cw
   };
 
   const domainLimits = new Map<string, DomainLimit>();
+  let alerts = file['alerts'] === undefined ? defaultAlertSettings() : applyAlertConfig(defaultAlertSettings(), file['alerts'], 'config file: alerts', configDir);
   const rules = pick('rules');
   if (rules !== undefined) {
     const fromFile = rules === file['rules'] && flags.rules === undefined && env[ENV.rules] === undefined;
     const rulesPath = fromFile ? path.resolve(configDir, str(rules, 'rules')) : str(rules, 'rules');
-    for (const [d, l] of readRules(rulesPath)) domainLimits.set(d, l);
+    const rulesRaw = readStructured(rulesPath);
+    for (const [d, l] of readRules(rulesPath, rulesRaw)) domainLimits.set(d, l);
+    // The rules file is the more specific source: its alert settings win over the config file's.
+    if (rulesRaw['alerts'] !== undefined) alerts = applyAlertConfig(alerts, rulesRaw['alerts'], `${rulesPath}: alerts`, path.dirname(path.resolve(rulesPath)));
   }
   const dr = pick('domainRate');
   const specs = dr === undefined ? [] : Array.isArray(dr) ? dr.map((x) => str(x, 'domainRate')) : [str(dr, 'domainRate')];
@@ -162,6 +182,7 @@ export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cw
   };
   const limitFlag = flags.limit;
   const rate = v('rate');
+  const port = v('metricsPort');
   return {
     transport: v('transport'),
     concurrency: positiveInt(v('concurrency', String(DEFAULTS.concurrency)) as string, '--concurrency'),
@@ -174,5 +195,7 @@ export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cw
     limit: limitFlag === undefined ? undefined : positiveInt(limitFlag, '--limit'),
     insecureTls: pick('insecureTls') === undefined ? false : bool(pick('insecureTls'), 'insecureTls'),
     passwordFile: v('passwordFile'),
+    metricsPort: port === undefined ? undefined : metricsPort(port.trim()),
+    alerts,
   };
 }
