@@ -13,7 +13,10 @@ import { defaultBackoff } from '../engine/backoff.js';
 import { openTransport, readPasswordFile, redactUrl } from '../transport/open-transport.js';
 import type { Campaign, Store } from '../store/types.js';
 import { ndjsonReporter } from '../ui/ndjson-reporter.js';
+import { BarReporter } from '../ui/bar-reporter.js';
+import { startDashboard } from '../ui/dashboard/mount.js';
 import { PlainReporter } from '../ui/plain-reporter.js';
+import { startMonitor } from '../alerts/monitor.js';
 import { collect } from './vars.js';
 import { out, requireCampaign, requireImportsComplete, say, withStore } from './context.js';
 import { resolveSendSettings, type SendFlags, type SendSettings } from './send-settings.js';
@@ -69,6 +72,64 @@ async function confirm(count: number, campaign: Campaign, transport: string, yes
   }
 }
 
+type UiChoice = { readonly kind: 'dashboard' } | { readonly kind: 'bar' } | { readonly kind: 'plain' };
+
+/** CI providers set CI=true (GitHub, GitLab, CircleCI…); CI=false or 0 means "not CI". */
+function inCi(env: NodeJS.ProcessEnv): boolean {
+  const v = env['CI'];
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/**
+ * The Ink dashboard needs a terminal on stderr (where it draws) and on stdin
+ * (its keys); a bar needs a terminal on stderr; anything else gets plain lines.
+ */
+function chooseUi(flags: CliSendFlags): UiChoice {
+  if (process.stderr.isTTY !== true) return { kind: 'plain' };
+  if (flags.tui === false || inCi(process.env) || process.stdin.isTTY !== true) return { kind: 'bar' };
+  return { kind: 'dashboard' };
+}
+
+interface Display {
+  readonly onEvent: (e: EngineEvent) => void;
+  stop(): Promise<void>;
+}
+
+function startDisplay(ui: UiChoice, throttle: Throttle, control: () => { togglePause: () => void; quit: () => void }): Display {
+  if (ui.kind === 'plain') return { onEvent: () => undefined, stop: () => Promise.resolve() };
+  if (ui.kind === 'bar') {
+    const bar = new BarReporter(process.stderr, process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '');
+    return { onEvent: bar.onEvent, stop: () => Promise.resolve(bar.stop()) };
+  }
+  const dashboard = startDashboard({
+    stdout: process.stderr,
+    stdin: process.stdin,
+    now: Date.now,
+    onTogglePause: () => control().togglePause(),
+    onQuit: () => control().quit(),
+    keyFor: (d) => throttle.keyFor(d),
+  });
+  // The summary is printed after the dashboard is gone, so it stays in the scrollback as text.
+  const summary: string[] = [];
+  let finishing = false;
+  const plain = new PlainReporter((line) => {
+    if (finishing) summary.push(line);
+  });
+  return {
+    onEvent: (e) => {
+      dashboard.onEvent(e);
+      finishing = e.type === 'run-finished';
+      plain.onEvent(e);
+      finishing = false;
+    },
+    stop: async () => {
+      // A display bug must not turn a finished send into a failed one: say it and go on.
+      await dashboard.stop().catch((err: unknown) => say(`mailq: the dashboard failed (a bug; the send was not affected): ${err instanceof Error ? err.message : String(err)}`));
+      for (const line of summary) say(line);
+    },
+  };
+}
+
 function exitFor(outcome: RunOutcome, failed: number): number {
   if (outcome.kind === 'fatal') return ExitCode.fatalTransport;
   if (outcome.kind === 'stopped') return ExitCode.stopped;
@@ -94,6 +155,19 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
   const toSend = counts.queued + counts.deferred + counts.sending;
   await confirm(settings.limit === undefined ? toSend : Math.min(toSend, settings.limit), campaign, transport.description, flags.yes === true);
 
+  // Listeners, built before the run is recorded so a busy --metrics-port changes nothing. Alerts come
+  // first: those raised at run-finished then reach the reporters before their summary.
+  const listeners: ((e: EngineEvent) => void)[] = [];
+  const dispatch = (e: EngineEvent): void => {
+    for (const l of listeners) l(e);
+  };
+  const domainsByVolume = (await store.dueDomains(campaign.id, Date.now())).map((d) => d.domain);
+  const monitor = await startMonitor({ campaign: campaign.name, alerts: settings.alerts, metricsPort: settings.metricsPort, domainsByVolume, emit: dispatch, say, env: process.env });
+  listeners.push(...monitor.listeners);
+  if (flags.json === true) listeners.push(monitor.withMetricsUrl(ndjsonReporter(out)));
+  const ui = chooseUi(flags);
+  if (ui.kind === 'plain') listeners.push(new PlainReporter(say).onEvent);
+
   await store.prepareForSending();
   const stored = parseStored(await store.campaignSettings(campaign.id));
   const startedAt = stored.startedAt ?? Date.now();
@@ -104,9 +178,10 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
 
   const template = compileCampaign(campaign);
   const throttle = new Throttle(defaultThrottleConfig(settings.domainLimits, settings.rate), Date.now);
-  const listeners: ((e: EngineEvent) => void)[] = [];
-  if (flags.json === true) listeners.push(ndjsonReporter(out));
-  listeners.push(new PlainReporter(say).onEvent);
+  // Assigned below, once the runner exists: the dashboard's keys drive it.
+  let control: { togglePause: () => void; quit: () => void } = { togglePause: () => undefined, quit: () => undefined };
+  const display = startDisplay(ui, throttle, () => control);
+  listeners.push(display.onEvent);
   let failedCount = 0;
   const runner = new Runner(
     {
@@ -118,7 +193,7 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
       compose: (m) => composeMessage(template, campaign, m, new Date()),
       emit: (e) => {
         if (e.type === 'run-finished') failedCount = e.counts.failed;
-        for (const l of listeners) l(e);
+        dispatch(e);
       },
     },
     {
@@ -147,6 +222,13 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
       setTimeout(() => runner.abort(), GRACE_MS).unref();
     } else runner.abort();
   };
+  control = {
+    togglePause: () => runner.setPaused(!runner.isPaused()),
+    // `q` is a first Ctrl-C: graceful; pressing it again does not escalate to an abort.
+    quit: () => {
+      if (signals === 0) onSignal();
+    },
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let outcome: RunOutcome;
@@ -156,6 +238,8 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await transport.close();
+    await monitor.close();
+    await display.stop();
   }
   const after = await store.countByState(campaign.id);
   const done = after.queued + after.deferred + after.sending === 0;
@@ -180,7 +264,8 @@ function sendOptions(cmd: Command): Command {
     .option('--config <file>', 'config file (default mailq.config.json or .yaml here)')
     .option('-y, --yes', 'do not ask for confirmation (required without a TTY above 1,000 messages)')
     .option('--json', 'NDJSON events on stdout')
-    .option('--no-tui', 'no live dashboard; plain lines on stderr');
+    .option('--no-tui', 'no live dashboard; plain lines on stderr')
+    .option('--metrics-port <port>', 'Prometheus endpoint on 127.0.0.1:<port>/metrics while sending; 0 picks a free port (env MAILQ_METRICS_PORT)');
 }
 
 function explicitFlags(cmd: Command, flags: CliSendFlags): SendFlags {

@@ -1,4 +1,4 @@
-import type { EngineEvent } from '../engine/events.js';
+import type { AlertRule, EngineEvent } from '../engine/events.js';
 import type { StateCounts } from '../store/types.js';
 
 /**
@@ -7,7 +7,7 @@ import type { StateCounts } from '../store/types.js';
  * are named by CSV line.
  */
 
-function fmtDuration(ms: number): string {
+export function fmtDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '?';
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
@@ -23,6 +23,8 @@ export class PlainReporter {
   private startedAt = 0;
   private startSent = 0;
   private window: { at: number; sent: number }[] = [];
+  /** Alerts that fired during the run, for the summary, in the order they first fired. */
+  private readonly alerts = new Map<AlertRule, { severity: string; fired: number; firing: boolean }>();
 
   constructor(private readonly write: (line: string) => void) {}
 
@@ -52,6 +54,20 @@ export class PlainReporter {
       case 'stopping':
         this.write(e.graceful ? `mailq: stopping (${e.reason}); finishing messages in flight (Ctrl-C again to abort them)` : 'mailq: aborting messages in flight');
         break;
+      case 'alert': {
+        const a = e.alert;
+        const seen = this.alerts.get(a.rule) ?? { severity: a.severity, fired: 0, firing: false };
+        if (a.state === 'firing') {
+          seen.fired++;
+          seen.firing = true;
+          this.write(`mailq: ALERT ${a.rule} firing (${a.severity}): ${a.message}`);
+        } else {
+          seen.firing = false;
+          this.write(`mailq: alert ${a.rule} resolved: ${a.message}`);
+        }
+        this.alerts.set(a.rule, seen);
+        break;
+      }
       case 'lease-lost':
         this.write(`mailq: line ${e.line}: lease lost to another run; its outcome was not recorded here`);
         break;
@@ -60,6 +76,10 @@ export class PlainReporter {
         const sent = e.counts.sent - this.startSent;
         this.write(`mailq: ${e.outcome.kind === 'finished' ? 'finished' : e.outcome.kind === 'fatal' ? 'FATAL' : 'stopped'}: ${countsLine(e.counts)}; possible duplicates ${e.possibleDuplicates}; ${sent} sent in ${fmtDuration(secs * 1000)} (${(sent / secs).toFixed(1)}/s)`);
         if (e.outcome.kind !== 'finished') this.write(`mailq: ${e.outcome.message}`);
+        if (this.alerts.size > 0) {
+          const list = [...this.alerts].map(([rule, a]) => `${rule} (${a.severity}, fired ${a.fired}×, ${a.firing ? 'still firing' : 'resolved'})`);
+          this.write(`mailq: alerts during the run: ${list.join('; ')}`);
+        }
         break;
       }
       default:
