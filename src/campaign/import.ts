@@ -131,7 +131,7 @@ function pumpWorker(
         .then(async () => {
           if (settled) return;
           if (m.type === 'batch') {
-            await onBatch(unpackRows(m.rows), m.rejects, m.records);
+            await onBatch(unpackRows(m.rows, m.bytes), m.rejects, m.records);
             worker.postMessage({ type: 'ack' } satisfies MainMessage);
           } else if (m.type === 'done') {
             finish(() => resolve(m.records));

@@ -186,7 +186,11 @@ describe('mailq import (built CLI, real SQLite files)', () => {
     const ok = runCli(['--db', db, 'import', latin, '-c', 'c1', '-t', templateDir('newsletter'), '--encoding', 'latin1', '--json']);
     expect(ok.code).toBe(0);
     const vars = (new Database(db, { readonly: true }).prepare('SELECT vars_json FROM messages').get() as { vars_json: string }).vars_json;
-    // Stored as values aligned with the header's columns.
-    expect(JSON.parse(vars)).toEqual(['jana@example.de', 'Jana', 'Müller', 'pro', 'Köln']);
+    // Stored as values aligned with the header's columns; the address column
+    // as null, read back from the row's normalized address.
+    expect(JSON.parse(vars)).toEqual([null, 'Jana', 'Müller', 'pro', 'Köln']);
+    const preview = runCli(['--db', db, 'preview', '-c', 'c1', '--row', '1', '--format', 'html']);
+    expect(preview.code).toBe(0);
+    expect(preview.stdout).toContain('You receive this email because jana@example.de is subscribed');
   });
 });
