@@ -47,6 +47,12 @@ echo
 echo "==> mailq status --campaign demo"
 mailq status --campaign demo
 echo
+echo "==> mailq campaigns"
+mailq campaigns
+echo
+echo "==> mailq report --campaign demo --out $DEMO/report.html   (self-contained: open it in a browser)"
+mailq report --campaign demo --out "$DEMO/report.html"
+echo
 echo "The sink stored $(ls "$DEMO/inbox" | wc -l) messages in $DEMO/inbox"
 echo
 echo "Demo finished. The job database is $MAILQ_DB; try: MAILQ_DB=$MAILQ_DB node bin/mailq.js --help"
