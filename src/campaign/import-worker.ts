@@ -55,27 +55,29 @@ async function run(input: ImportWorkerInput): Promise<void> {
     batched = 0;
   };
 
-  for await (const record of csv.records()) {
-    records++;
-    batched++;
-    if (record.kind === 'ragged') {
-      rejects.push({
-        line: record.line,
-        raw: clip(record.raw),
-        reason: 'ragged-row',
-        message: `${record.got} fields where the header has ${record.expected}`,
-      });
-    } else {
-      const fields = record.fields;
-      const cell = fields[emailIndex] ?? '';
-      const address = normalizeAddress(cell);
-      if (address.ok) {
-        packer.add(record.line, address.address, address.key, address.domain, fields, emailIndex);
+  for await (const batch of csv.batches()) {
+    for (const record of batch) {
+      records++;
+      batched++;
+      if (record.kind === 'ragged') {
+        rejects.push({
+          line: record.line,
+          raw: clip(record.raw),
+          reason: 'ragged-row',
+          message: `${record.got} fields where the header has ${record.expected}`,
+        });
       } else {
-        rejects.push({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
+        const fields = record.fields;
+        const cell = fields[emailIndex] ?? '';
+        const address = normalizeAddress(cell);
+        if (address.ok) {
+          packer.add(record.line, address.address, address.key, address.domain, fields, emailIndex);
+        } else {
+          rejects.push({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
+        }
       }
+      if (batched >= input.batchSize) await flush();
     }
-    if (batched >= input.batchSize) await flush();
   }
   await flush();
   post({ type: 'done', records });

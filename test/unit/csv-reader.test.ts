@@ -422,6 +422,32 @@ describe('records: size cap and broken quoting', () => {
 });
 
 describe('records: iteration', () => {
+  it('batches() gives the same records as records(), then the error after the records before it', async () => {
+    let rows = '';
+    for (let i = 0; i < 5000; i++) rows += i % 997 === 0 ? `u${i}@x.com,"two\nlines",B,pro,X\n` : i % 1009 === 0 ? `u${i}@x.com,ragged\n` : `u${i}@x.com,A,B,pro,X\n`;
+    const content = `${HEADER}\n${rows}`;
+    const byRecord = await collect(await openCsv(fixture(content)));
+    const batched: CsvRecord[] = [];
+    let batches = 0;
+    for await (const batch of (await openCsv(fixture(content))).batches()) {
+      batches++;
+      batched.push(...batch);
+    }
+    expect(summary(batched)).toEqual(summary(byRecord));
+    expect(byRecord).toHaveLength(5000);
+    expect(batches).toBeGreaterThan(1); // a 300 KB file comes in several slices
+    const broken = fixture(`${content}z@x.com,"never closed\n`);
+    const seen: CsvRecord[] = [];
+    const e = await inputError(
+      (async () => {
+        for await (const batch of (await openCsv(broken)).batches()) seen.push(...batch);
+      })(),
+    );
+    expect(seen).toHaveLength(5000);
+    // header + 5,000 records, 6 of them over two lines: the broken record starts on line 5,008.
+    expect(e.message).toMatch(/:5008: field 2 \("first_name"\) opens a quote/);
+  });
+
   it('may only be iterated once', async () => {
     const source = await openCsv(fixture(`${HEADER}\na@x.com,A,B,pro,X\n`));
     await collect(source);
