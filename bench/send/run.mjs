@@ -93,14 +93,19 @@ try {
   if (pn.sent !== rows) throw new Error(`plain --nodelay loop sent ${pn.sent}, expected ${rows}`);
   results.push({ name: 'plain nodemailer pool + TCP_NODELAY', ...plainNd });
 
-  // c. mailq: import (not timed), then send on a fresh durable DB.
-  const db = path.join(tmp, 'bench.db');
-  const imp = spawnSync(process.execPath, [bin, '--db', db, 'import', csv, '--campaign', 'bench', '--template', template, '--json'], { encoding: 'utf8' });
-  if (imp.status !== 0) throw new Error(`mailq import exited ${imp.status}\n${imp.stderr}`);
-  const m = measure(process.execPath, [bin, '--db', db, 'send', '--campaign', 'bench', '--transport', `smtp://${HOST}:${port}`, '--yes', '--concurrency', '10', '--no-tui'], { tmp });
-  const st = spawnSync(process.execPath, [bin, '--db', db, 'status', '--campaign', 'bench', '--json'], { encoding: 'utf8' });
-  const statusJson = st.stdout.trim();
-  results.push({ name: 'mailq send', ...m, status: statusJson });
+  // c. mailq: import (not timed), then send on a fresh durable DB; with the
+  // default compose threads (one per core), then all on the main thread.
+  let statusJson = '';
+  for (const [name, extra] of [['mailq send', []], ['mailq send --threads 0', ['--threads', '0']]]) {
+    const db = path.join(tmp, `bench-${results.length}.db`);
+    const imp = spawnSync(process.execPath, [bin, '--db', db, 'import', csv, '--campaign', 'bench', '--template', template, '--json'], { encoding: 'utf8' });
+    if (imp.status !== 0) throw new Error(`mailq import exited ${imp.status}\n${imp.stderr}`);
+    const m = measure(process.execPath, [bin, '--db', db, 'send', '--campaign', 'bench', '--transport', `smtp://${HOST}:${port}`, '--yes', '--concurrency', '10', '--no-tui', ...extra], { tmp });
+    const st = spawnSync(process.execPath, [bin, '--db', db, 'status', '--campaign', 'bench', '--json'], { encoding: 'utf8' });
+    statusJson = st.stdout.trim();
+    if (JSON.parse(statusJson).sent !== rows) throw new Error(`${name}: ${statusJson}`);
+    results.push({ name, ...m, status: statusJson });
+  }
 
   const load = os.loadavg().map((x) => x.toFixed(2)).join(', ');
   console.log(`bench/send: ${rows} recipients, ${msgBytes} B/message (templates/newsletter), smtp-sink on loopback, 10 connections, ${os.cpus().length} cores, node ${process.version}, load avg after run ${load}`);
@@ -110,10 +115,11 @@ try {
     r.rate = rows / (r.wallMs / 1000);
     console.log(`| ${r.name} | ${(r.wallMs / 1000).toFixed(2)} | ${Math.round(r.rate)} | ${(r.cpuMs / rows).toFixed(3)} | ${Math.round(r.peakRssMb)} |`);
   }
-  const [ceil, pl, pn2, mq] = results;
+  const [ceil, pl, pn2, mq, mq0] = results;
   const r2 = (a, b) => (a / b).toFixed(2);
   console.log(`ratios msg/s: mailq/plain ${r2(mq.rate, pl.rate)}, mailq/plain+nodelay ${r2(mq.rate, pn2.rate)}, mailq/ceiling ${r2(mq.rate, ceil.rate)}, plain+nodelay/ceiling ${r2(pn2.rate, ceil.rate)}`);
   console.log(`ratios CPU/msg: mailq/plain ${r2(mq.cpuMs, pl.cpuMs)}, mailq/plain+nodelay ${r2(mq.cpuMs, pn2.cpuMs)}`);
+  console.log(`compose threads: msg/s with/without ${r2(mq.rate, mq0.rate)}`);
   console.log(`mailq status: ${statusJson}`);
 } finally {
   stopSink();

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -28,6 +29,7 @@ export interface SendFlags {
   passwordFile?: string;
   config?: string;
   metricsPort?: string;
+  threads?: string;
 }
 
 export interface SendSettings {
@@ -44,13 +46,15 @@ export interface SendSettings {
   readonly passwordFile: string | undefined;
   /** Prometheus endpoint on 127.0.0.1; 0 picks a free port; undefined: none. */
   readonly metricsPort: number | undefined;
+  /** Compose (render + MIME) threads; 0 composes on the main thread. */
+  readonly threads: number;
   /** Alert rules and actions: defaults, then the config file's `alerts`, then the rules file's. */
   readonly alerts: AlertSettings;
 }
 
 type Raw = Record<string, unknown>;
 
-const KEYS = ['transport', 'concurrency', 'rate', 'domainRate', 'rules', 'maxAttempts', 'maxAge', 'backoff', 'resendAmbiguous', 'insecureTls', 'passwordFile', 'metricsPort'] as const;
+const KEYS = ['transport', 'concurrency', 'rate', 'domainRate', 'rules', 'maxAttempts', 'maxAge', 'backoff', 'resendAmbiguous', 'insecureTls', 'passwordFile', 'metricsPort', 'threads'] as const;
 /** Settings only the config file (or the rules file) can hold: structured, no flag or variable. */
 const FILE_ONLY_KEYS = ['alerts'] as const;
 
@@ -67,6 +71,7 @@ const ENV: Record<(typeof KEYS)[number], string> = {
   insecureTls: 'MAILQ_INSECURE_TLS',
   passwordFile: 'MAILQ_PASSWORD_FILE',
   metricsPort: 'MAILQ_METRICS_PORT',
+  threads: 'MAILQ_THREADS',
 };
 
 /** Defaults: 10 in flight (KumoMTA's per-site connections), 8 attempts over at most 3 days (Postfix gives up after 5). */
@@ -114,6 +119,13 @@ function bool(v: unknown, where: string): boolean {
 
 function positiveInt(text: string, where: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new InputError(`${where} must be a whole number >= 1 (got "${text}")`);
+  return Number(text);
+}
+
+/** Threads: one per core by default (2 here); the main thread's own SMTP and SQLite work fits in between. */
+function threadCount(text: string | undefined): number {
+  if (text === undefined) return os.availableParallelism();
+  if (!/^\d+$/.test(text.trim()) || Number(text) > 64) throw new InputError(`--threads must be a whole number from 0 to 64 (got "${text}")`, '0 renders on the main thread');
   return Number(text);
 }
 
@@ -196,6 +208,7 @@ export function resolveSendSettings(flags: SendFlags, env: NodeJS.ProcessEnv, cw
     insecureTls: pick('insecureTls') === undefined ? false : bool(pick('insecureTls'), 'insecureTls'),
     passwordFile: v('passwordFile'),
     metricsPort: port === undefined ? undefined : metricsPort(port.trim()),
+    threads: threadCount(v('threads')),
     alerts,
   };
 }

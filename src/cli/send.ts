@@ -5,10 +5,13 @@ import type { Command } from 'commander';
 import { ExitCode, InputError, MailqError } from '../errors.js';
 import { compileCampaign } from '../campaign/check.js';
 import { composeMessage } from '../engine/compose.js';
+import { ComposePool } from '../engine/compose-pool.js';
 import type { EngineEvent, RunOutcome } from '../engine/events.js';
 import { defaultThrottleConfig } from '../engine/providers.js';
 import { Runner } from '../engine/runner.js';
 import { Throttle } from '../engine/throttle.js';
+import { LEASE_MS } from '../engine/hosts.js';
+import { SharedThrottle } from '../engine/shared-throttle.js';
 import { defaultBackoff } from '../engine/backoff.js';
 import { openTransport, readPasswordFile, redactUrl } from '../transport/open-transport.js';
 import type { Campaign, Store } from '../store/types.js';
@@ -23,9 +26,8 @@ import { resolveSendSettings, type SendFlags, type SendSettings } from './send-s
 
 /** Without a TTY nobody can be asked: above this many recipients, --yes is required. */
 const UNATTENDED_LIMIT = 1000;
-/** Longest SMTP attempt is bounded by the 2-minute socket timeout per stage; the lease outlives it. */
+/** Longest SMTP attempt is bounded by the 2-minute socket timeout per stage; the lease (engine/hosts.ts LEASE_MS) outlives it. */
 const SOCKET_TIMEOUT_MS = 120_000;
-const LEASE_MS = 10 * 60_000;
 /** After a first Ctrl-C, messages in flight get this long to finish before they are cut. */
 const GRACE_MS = 30_000;
 
@@ -177,7 +179,17 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
   await store.setCampaignStatus(campaign.id, 'sending');
 
   const template = compileCampaign(campaign);
+  const pool = settings.threads > 0 ? new ComposePool(campaign, settings.threads) : undefined;
   const throttle = new Throttle(defaultThrottleConfig(settings.domainLimits, settings.rate), Date.now);
+  // Per-domain and --rate limits hold over every process sending this campaign: tokens come from the database.
+  const shared = new SharedThrottle(
+    {
+      take: (key, want, limit) => store.takeTokens(campaign.id, key, want, limit, Date.now()),
+      giveBack: (key, count, limit) => store.returnTokens(campaign.id, key, count, limit, Date.now()),
+    },
+    Date.now,
+    { global: settings.rate === undefined ? undefined : { perSecond: settings.rate.perSecond, burst: Math.max(1, settings.rate.perSecond) } },
+  );
   // Assigned below, once the runner exists: the dashboard's keys drive it.
   let control: { togglePause: () => void; quit: () => void } = { togglePause: () => undefined, quit: () => undefined };
   const display = startDisplay(ui, throttle, () => control);
@@ -190,7 +202,8 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
       throttle,
       now: Date.now,
       random: Math.random,
-      compose: (m) => composeMessage(template, campaign, m, new Date()),
+      shared,
+      compose: pool === undefined ? (m) => composeMessage(template, campaign, m, new Date()) : (m) => pool.compose(m, Date.now()),
       emit: (e) => {
         if (e.type === 'run-finished') failedCount = e.counts.failed;
         dispatch(e);
@@ -238,6 +251,7 @@ async function runSend(store: Store, campaign: Campaign, settings: SendSettings,
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await transport.close();
+    await pool?.close();
     await monitor.close();
     await display.stop();
   }
@@ -265,6 +279,7 @@ function sendOptions(cmd: Command): Command {
     .option('-y, --yes', 'do not ask for confirmation (required without a TTY above 1,000 messages)')
     .option('--json', 'NDJSON events on stdout')
     .option('--no-tui', 'no live dashboard; plain lines on stderr')
+    .option('--threads <n>', 'render and MIME-build on this many worker threads; 0 on the main thread (env MAILQ_THREADS; default: one per core)')
     .option('--metrics-port <port>', 'Prometheus endpoint on 127.0.0.1:<port>/metrics while sending; 0 picks a free port (env MAILQ_METRICS_PORT)');
 }
 

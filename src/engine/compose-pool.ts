@@ -1,0 +1,77 @@
+import { Worker } from 'node:worker_threads';
+import type { Campaign, MessageRow } from '../store/types.js';
+import type { ComposeResult } from './compose.js';
+import type { ComposeReply, ComposeRequest, ComposeWorkerInput } from './compose-protocol.js';
+
+/**
+ * Renders and builds messages on worker threads, so the main thread only
+ * leases, speaks SMTP and commits: on the bench's 5 KB message, Liquid plus
+ * nodemailer's MIME build were ~60% of the send's CPU on one thread.
+ * No queue of its own: the runner asks for a message only when it has leased
+ * one and has room in its in-flight window, so the pool never holds more
+ * prepared messages than that window (--concurrency).
+ */
+export class ComposePool {
+  private readonly workers: { worker: Worker; pending: number }[] = [];
+  private readonly waiting = new Map<number, { resolve: (r: ComposeResult) => void; reject: (e: Error) => void; worker: number }>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  constructor(campaign: Campaign, threads: number) {
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./compose-worker.js', import.meta.url), { workerData: { campaign } satisfies ComposeWorkerInput });
+      const index = i;
+      worker.on('message', (reply: ComposeReply) => this.settle(index, reply));
+      worker.on('error', (err) => this.fail(index, err));
+      worker.on('exit', (code) => this.fail(index, new Error(`compose worker exited (code ${code})`)));
+      // Idle threads must not keep a failed send's process alive; work in flight is awaited by the runner anyway.
+      worker.unref();
+      this.workers.push({ worker, pending: 0 });
+    }
+  }
+
+  compose(row: MessageRow, dateMs: number): Promise<ComposeResult> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    // The least busy thread: messages differ in size, so round-robin could queue behind a big one.
+    let best = 0;
+    for (let i = 1; i < this.workers.length; i++) {
+      if ((this.workers[i]?.pending ?? Infinity) < (this.workers[best]?.pending ?? Infinity)) best = i;
+    }
+    const slot = this.workers[best];
+    if (slot === undefined) return Promise.reject(new Error('compose pool has no threads'));
+    const id = this.nextId++;
+    slot.pending++;
+    return new Promise<ComposeResult>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, worker: best });
+      slot.worker.postMessage({ id, row, dateMs } satisfies ComposeRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error('compose pool closed');
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+
+  private settle(worker: number, reply: ComposeReply): void {
+    const waiter = this.waiting.get(reply.id);
+    if (waiter === undefined) return;
+    this.waiting.delete(reply.id);
+    const slot = this.workers[worker];
+    if (slot !== undefined) slot.pending--;
+    if (reply.kind === 'ok') waiter.resolve({ ...reply.result, ok: true, raw: Buffer.from(reply.raw) });
+    else if (reply.kind === 'failed') waiter.resolve(reply.result);
+    else waiter.reject(new Error(`composing a message failed: ${reply.message}`));
+  }
+
+  /** A thread that dies takes its messages with it: fail them (the runner stops the send as fatal). */
+  private fail(worker: number, err: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    for (const [id, waiter] of this.waiting) {
+      if (waiter.worker === worker) {
+        this.waiting.delete(id);
+        waiter.reject(err);
+      }
+    }
+  }
+}

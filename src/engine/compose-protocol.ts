@@ -1,0 +1,22 @@
+import type { Campaign, MessageRow } from '../store/types.js';
+import type { ComposeResult } from './compose.js';
+
+/** Messages between the send's main thread and its compose workers (compose-pool.ts). */
+
+export interface ComposeWorkerInput {
+  /** The campaign as stored: its template snapshot is compiled once per worker. */
+  readonly campaign: Campaign;
+}
+
+export interface ComposeRequest {
+  readonly id: number;
+  readonly row: MessageRow;
+  /** The Date header, chosen by the main thread so the clock stays injectable. */
+  readonly dateMs: number;
+}
+
+/** `raw` crosses as a transferred ArrayBuffer: the message bytes are moved, not copied. */
+export type ComposeReply =
+  | { readonly id: number; readonly kind: 'ok'; readonly raw: ArrayBuffer; readonly result: Omit<Extract<ComposeResult, { ok: true }>, 'raw'> }
+  | { readonly id: number; readonly kind: 'failed'; readonly result: Extract<ComposeResult, { ok: false }> }
+  | { readonly id: number; readonly kind: 'error'; readonly message: string };
