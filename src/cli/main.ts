@@ -50,7 +50,7 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
     .name('mailq')
     .description('Bulk email for operators and CI: import recipients, check, preview, send.')
     .version(VERSION)
-    .option('--db <path>', 'job database (env MAILQ_DB; default ./mailq.db)')
+    .option('--db <path|url>', 'job database: a SQLite file, or postgres://user@host:port/db (env MAILQ_DB; default ./mailq.db)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });

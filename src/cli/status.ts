@@ -1,10 +1,63 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { classifyRuns, FINISHED_WITHIN_MS, processAlive, type HostHealth } from '../engine/hosts.js';
+import { formatDuration } from '../engine/units.js';
 import { csvLine } from '../report/csv-write.js';
 import { writeJsonArray } from '../report/json-write.js';
 import { renderTable } from '../report/table.js';
 import type { Campaign, Store } from '../store/types.js';
 import { out, parseFormat, requireCampaign, withStore } from './context.js';
+
+/** Every run open or finished within the hour, as the engine classifies it (engine/hosts.ts). */
+async function campaignHosts(store: Store, campaign: Campaign, now: number): Promise<HostHealth[]> {
+  const runs = await store.runHealth(campaign.id, now, FINISHED_WITHIN_MS);
+  return classifyRuns(runs, { host: os.hostname(), self: undefined, alive: processAlive, pid: process.pid });
+}
+
+function hostsJson(hosts: readonly HostHealth[]): object[] {
+  return hosts.map((h) => ({
+    owner: h.owner,
+    host: h.host,
+    pid: h.pid,
+    started_at: new Date(h.startedAt).toISOString(),
+    heartbeat_age_ms: Math.round(h.heartbeatAgeMs),
+    state: h.state,
+    outcome: h.outcome ?? null,
+    sent: h.sent,
+    sent_last_minute: h.sentLastMinute,
+  }));
+}
+
+/** `2025-03-02 09:14:07Z`: to the second, since runs of one campaign often start the same minute. */
+const utc = (ms: number): string => `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`;
+
+/** `finished`, `stopped (signal)`, `fatal`; a lost run that another run closed says its messages were taken over. */
+function stateText(h: HostHealth): string {
+  if (h.state === 'lost') return h.outcome === 'lost' ? 'lost (taken over)' : 'lost';
+  if (h.state !== 'finished') return h.state;
+  const outcome = h.outcome ?? 'finished';
+  return outcome.startsWith('stopped:') ? `stopped (${outcome.slice('stopped:'.length)})` : outcome;
+}
+
+function hostsTable(hosts: readonly HostHealth[]): string {
+  const count = (state: HostHealth['state']): number => hosts.filter((h) => h.state === state).length;
+  const summary = (['alive', 'silent', 'lost', 'finished'] as const).filter((st) => count(st) > 0).map((st) => `${count(st)} ${st}`).join(', ');
+  const rows = hosts.map((h) => [
+    h.host,
+    h.pid,
+    utc(h.startedAt),
+    h.state === 'finished' ? '-' : `${formatDuration(h.heartbeatAgeMs)} ago`,
+    h.state === 'alive' ? h.sentLastMinute : '-',
+    h.sent,
+    stateText(h),
+  ]);
+  const table = renderTable(['host', 'pid', 'started', 'heartbeat', 'sent/min', 'sent', 'state'], rows)
+    .split('\n')
+    .map((l) => (l === '' ? l : `  ${l}`))
+    .join('\n');
+  return `runs in the last hour (${summary}):\n${table}`;
+}
 
 async function pickCampaign(store: Store, name: string | undefined): Promise<Campaign> {
   if (name !== undefined) return requireCampaign(store, name);
@@ -31,8 +84,9 @@ export function registerStatus(program: Command): void {
         const c = await store.countByState(campaign.id);
         const possible = await store.countPossibleDuplicates(campaign.id);
         const total = Object.values(c).reduce((a, b) => a + b, 0);
+        const hosts = await campaignHosts(store, campaign, Date.now());
         if (flags.json === true) {
-          out(`${JSON.stringify({ campaign: campaign.name, total, queued: c.queued, sending: c.sending, deferred: c.deferred, sent: c.sent, failed: c.failed, suppressed: c.suppressed, cancelled: c.cancelled, possible_duplicates: possible })}\n`);
+          out(`${JSON.stringify({ campaign: campaign.name, total, queued: c.queued, sending: c.sending, deferred: c.deferred, sent: c.sent, failed: c.failed, suppressed: c.suppressed, cancelled: c.cancelled, possible_duplicates: possible, hosts: hostsJson(hosts) })}\n`);
           return;
         }
         const pending = await store.pendingImports(campaign.id);
@@ -41,6 +95,7 @@ export function registerStatus(program: Command): void {
           ...Object.entries(c).map(([state, n]) => `  ${state.padEnd(12)} ${n}`),
           `  ${'total'.padEnd(12)} ${total}`,
           `  possible duplicates ${possible}${possible > 0 ? ' (the server may have received these twice: see `mailq failures` / report)' : ''}`,
+          ...(hosts.length > 0 ? [hostsTable(hosts).trimEnd()] : []),
         ];
         out(`${lines.join('\n')}\n`);
       });

@@ -1,5 +1,6 @@
 import type { StateCounts } from '../store/types.js';
 import type { Category } from './classify.js';
+import type { HostHealth } from './hosts.js';
 
 /**
  * Everything the engine has to say, as data. UIs (plain lines, NDJSON, the
@@ -34,6 +35,8 @@ export type EngineEvent =
       readonly nextRetryAt: number | undefined;
       /** Leasing paused by the operator. */
       readonly paused: boolean;
+      /** Every run of the campaign (this one included), open or finished within the hour, when the store could tell. */
+      readonly hosts?: readonly HostHealth[];
     }
   | { readonly type: 'run-finished'; readonly at: number; readonly outcome: RunOutcome; readonly counts: StateCounts; readonly possibleDuplicates: number };
 

@@ -4,8 +4,11 @@ import type { Campaign, LeasedMessage, Store } from '../store/types.js';
 import type { Transport, TransportResult } from '../transport/types.js';
 import { classify, type Classification } from './classify.js';
 import type { ComposeResult } from './compose.js';
+import { Coordinator, SYNC_MS } from './coordinator.js';
 import { STALLED_MS, type EngineEvent, type RunOutcome, type StopReason } from './events.js';
-import type { Throttle } from './throttle.js';
+import { HEARTBEAT_MS, processAlive, type HostHealth } from './hosts.js';
+import { sharedLimitFor, type SharedThrottle } from './shared-throttle.js';
+import type { StateRow, Throttle } from './throttle.js';
 import { decide, type Decision, type TransitionPolicy } from './transition.js';
 
 /**
@@ -22,6 +25,12 @@ export interface RunnerDeps {
   readonly random: () => number;
   readonly compose: (message: LeasedMessage) => Promise<ComposeResult>;
   readonly emit: (event: EngineEvent) => void;
+  /**
+   * Limits shared with the other processes sending this campaign (tokens
+   * granted by the store). Without it the limits are this process's alone
+   * (tests of the engine on its own).
+   */
+  readonly shared?: SharedThrottle;
 }
 
 export interface RunnerConfig {
@@ -42,6 +51,12 @@ export interface RunnerConfig {
 
 /** Ids fetched per domain at a time: enough to keep a fast domain busy between queries. */
 const IDS_PER_FETCH = 100;
+/**
+ * With other runs on the campaign: a smaller page goes stale less before it
+ * is used up (3 PostgreSQL runs, 50 domains: 100 ids in random order lost
+ * 0.27 leases per message, in id order ~1.8).
+ */
+const IDS_PER_FETCH_SHARED = 25;
 /** How often drained domains are looked at again (deferred rows coming due). */
 const RECHECK_MS = 1000;
 /** Full rescan of domains with due work (new imports, first deferred of a new domain). */
@@ -72,10 +87,18 @@ export class Runner {
   private readonly started = new Map<number, number>();
   /** Throttle keys announced as slowed or paused, with a domain of theirs, until they open again. */
   private readonly throttled = new Map<string, string>();
+  /** Pauses, heartbeats and dead runs shared with the other runs of the campaign. */
+  private readonly coordinator: Coordinator;
+  /** Leases lost to another run between dueIds and lease: other runs are sending this campaign. */
+  private leaseMisses = 0;
 
   constructor(deps: RunnerDeps, config: RunnerConfig) {
     this.deps = deps;
     this.config = config;
+    this.coordinator = new Coordinator(
+      { store: deps.store, throttle: deps.throttle, now: deps.now, host: hostname(), pid: process.pid, alive: processAlive },
+      { campaignId: config.campaign.id, owner: config.owner, leaseMs: config.leaseMs },
+    );
   }
 
   /** First Ctrl-C: stop leasing, let in-flight messages finish. */
@@ -129,11 +152,15 @@ export class Runner {
   async run(): Promise<RunOutcome> {
     const { store, emit, now } = this.deps;
     const { campaign, owner } = this.config;
-    const reclaimed = await this.reclaimDeadRuns();
-    await this.restoreDomainState();
+    const reclaimed = await this.coordinator.reclaimDeadRuns();
+    await this.coordinator.restore();
     emit({ type: 'run-started', at: now(), campaign: campaign.name, owner, transport: this.deps.transport.description, counts: await store.countByState(campaign.id), reclaimed });
-    const heartbeat = setInterval(() => void store.heartbeat(owner).catch(() => undefined), 10_000);
+    // Heartbeat with figures, and a look for runs that died meanwhile (their messages are taken over).
+    const heartbeat = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
     heartbeat.unref();
+    // Pauses and slow-downs other runs recorded apply here within SYNC_MS.
+    const sync = setInterval(() => void this.syncDomainState(), SYNC_MS);
+    sync.unref();
     this.timer = setInterval(() => void this.progress(), this.config.progressEveryMs);
     this.timer.unref();
     let fatal: string | undefined;
@@ -145,8 +172,12 @@ export class Runner {
     } finally {
       while (this.inFlight > 0) await this.sleep(MAX_IDLE_MS);
       clearInterval(heartbeat);
+      clearInterval(sync);
       clearInterval(this.timer);
-      await this.saveDomainState();
+      // Tokens granted and not used go back at once, for the runs still sending.
+      await this.deps.shared?.close();
+      await this.coordinator.saveAll();
+      await this.coordinator.heartbeat().catch(() => undefined);
     }
     const outcome: RunOutcome =
       this.stop === undefined
@@ -167,51 +198,50 @@ export class Runner {
       let stalled = 0;
       for (const since of this.started.values()) if (t - since >= STALLED_MS) stalled++;
       const nextRetryAt = counts.deferred > 0 ? await store.nextDueAt(this.config.campaign.id) : undefined;
+      const hosts: readonly HostHealth[] | undefined = await this.coordinator.hosts().catch(() => undefined);
       for (const [key, domain] of this.throttled) {
         if (this.deps.throttle.status(domain).kind === 'open') {
           this.throttled.delete(key);
           emit({ type: 'domain-resumed', at: t, key });
         }
       }
-      emit({ type: 'progress', at: t, counts, inFlight: this.inFlight, openConnections: transport.openConnections(), stalled, nextRetryAt, paused: this.paused });
+      emit({ type: 'progress', at: t, counts, inFlight: this.inFlight, openConnections: transport.openConnections(), stalled, nextRetryAt, paused: this.paused, ...(hosts === undefined ? {} : { hosts }) });
     } catch {
       // A progress line is never worth failing a send over.
     }
   }
 
-  /** A run of ours on this host whose process is gone will never finish its leases: free them now. */
-  private async reclaimDeadRuns(): Promise<number> {
-    const { store, now } = this.deps;
-    let freed = 0;
-    const host = hostname();
-    for (const run of await store.openRuns(this.config.campaign.id)) {
-      if (run.owner === this.config.owner) continue;
-      // Another owner with our own pid is a dead run whose pid this process reused.
-      const deadHere = run.host === host && (run.pid === process.pid || !processAlive(run.pid));
-      const silent = now() - run.heartbeatAt > this.config.leaseMs;
-      if (deadHere || silent) {
-        freed += await store.expireLeasesOf(run.owner, now());
-        await store.finishRun(run.owner, 'lost');
+  /** Heartbeat with this run's figures; then frees the messages of runs that died (any host), to be taken over. */
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.coordinator.heartbeat();
+      if (this.stop === undefined && (await this.coordinator.reclaimDeadRuns()) > 0) {
+        for (const q of this.domains.values()) q.drained = false;
+        this.notify();
       }
+    } catch {
+      // A missed heartbeat is retried at the next one; never worth failing a send over.
     }
-    return freed;
   }
 
-  private async restoreDomainState(): Promise<void> {
-    const rows = await this.deps.store.loadDomainState(this.config.campaign.id);
-    const parsed = rows.flatMap((r) => {
-      try {
-        return [{ key: r.key, status: JSON.parse(r.statusJson) as ReturnType<Throttle['status']>, rateFactor: r.rateFactor }];
-      } catch {
-        return [];
-      }
-    });
-    this.deps.throttle.importState(parsed);
+  /** Takes in the pauses and slow-downs other runs persisted, when stricter than ours. */
+  private async syncDomainState(): Promise<void> {
+    try {
+      for (const row of await this.coordinator.sync()) this.announceImported(row);
+    } catch {
+      // The next poll tries again.
+    }
   }
 
-  private async saveDomainState(): Promise<void> {
-    const rows = this.deps.throttle.exportState().map((r) => ({ key: r.key, statusJson: JSON.stringify(r.status), rateFactor: r.rateFactor }));
-    if (rows.length > 0) await this.deps.store.saveDomainState(this.config.campaign.id, rows);
+  private announceImported(row: StateRow): void {
+    const { emit, now, throttle } = this.deps;
+    if (row.status.kind === 'open') return;
+    // A domain of ours behind the key, so that its reopening is noticed (domain-resumed).
+    const domain = [...this.domains.keys()].find((d) => throttle.keyFor(d) === row.key) ?? row.key;
+    this.throttled.set(row.key, domain);
+    const paused = row.status.kind === 'paused';
+    const reason = row.status.kind === 'paused' ? row.status.reason : 'slowed down by another run';
+    emit({ type: 'domain-throttled', at: now(), key: row.key, until: row.status.until, paused, reason: `(from another run) ${reason}` });
   }
 
   private async rescan(): Promise<void> {
@@ -258,6 +288,12 @@ export class Runner {
         const leased = await store.lease(picked.id, this.config.owner, randomUUID(), now(), this.config.leaseMs);
         if (leased === undefined) {
           throttle.release(picked.domain);
+          // Another run leased it first: nothing went out, so the shared token is not spent.
+          this.deps.shared?.refund(throttle.keyFor(picked.domain));
+          this.leaseMisses++;
+          // The ids fetched with it are likely taken too: fetch fresh ones rather than try each.
+          const q = this.domains.get(picked.domain);
+          if (q !== undefined) q.ids = [];
           continue;
         }
         started++;
@@ -279,8 +315,12 @@ export class Runner {
       }
       // Work exists but every domain is at its limit: sleep until the soonest opens.
       let soonest = now() + MAX_IDLE_MS;
+      const shared = this.deps.shared;
       for (const [domain, q] of this.domains) {
-        if (q.ids.length > 0 || !q.drained) soonest = Math.min(soonest, throttle.nextOpportunity(domain));
+        if (q.ids.length > 0 || !q.drained) {
+          const sharedAt = shared === undefined ? 0 : shared.readyAt(throttle.keyFor(domain));
+          soonest = Math.min(soonest, Math.max(throttle.nextOpportunity(domain), sharedAt));
+        }
       }
       await this.sleep(Math.max(5, soonest - now()));
     }
@@ -297,13 +337,26 @@ export class Runner {
       if (q.ids.length === 0) {
         if (q.drained) continue;
         if (throttle.nextOpportunity(domain) > now()) continue;
-        q.ids = await store.dueIds(this.config.campaign.id, domain, now(), IDS_PER_FETCH);
+        // Other runs fetch the same oldest ids. Runs starting together do not
+        // see each other in the runs table at once: a lost lease says so first.
+        const contended = this.coordinator.otherRuns() > 0 || this.leaseMisses > 0;
+        q.ids = await store.dueIds(this.config.campaign.id, domain, now(), contended ? IDS_PER_FETCH_SHARED : IDS_PER_FETCH);
         if (q.ids.length === 0) {
           q.drained = true;
           continue;
         }
+        // Taken in a random order, the same ids are rarely tried by two runs at
+        // once; alone, a run keeps the oldest-first order.
+        if (contended) shuffle(q.ids, this.deps.random);
+      }
+      const shared = this.deps.shared;
+      if (shared !== undefined) {
+        // Ask for shared tokens only when this process could start the message now.
+        if (throttle.nextOpportunity(domain) > now()) continue;
+        if (!(await shared.ready(throttle.keyFor(domain), sharedLimitFor(throttle, domain), q.ids.length))) continue;
       }
       if (!throttle.tryAcquire(domain)) continue;
+      shared?.consume(throttle.keyFor(domain));
       const id = q.ids.shift() as number;
       return { domain, id };
     }
@@ -401,6 +454,7 @@ export class Runner {
     const code = result.code;
     if (next.state === 'sent') {
       throttle.onSuccess(m.domain);
+      this.coordinator.noteSent(finishedAt);
       this.consecutive = { cause: '', count: 0 };
       emit({ type: 'message-sent', at: finishedAt, line: m.line, domain: m.domain, latencyMs: finishedAt - startedAt, possibleDuplicate: flag || m.possibleDuplicate });
     } else if (next.state === 'deferred') {
@@ -420,7 +474,8 @@ export class Runner {
       const until = status.kind === 'open' ? now() : status.until;
       if (status.kind !== 'open') this.throttled.set(throttle.keyFor(domain), domain);
       emit({ type: 'domain-throttled', at: now(), key: throttle.keyFor(domain), until, paused: status.kind === 'paused', reason: reply });
-      void this.saveDomainState();
+      // Only this key's row: rewriting every key would overwrite what other runs recorded since our last poll.
+      void this.coordinator.saveKey(throttle.keyFor(domain)).catch(() => undefined);
     } else if (a.kind === 'backoff-domain') {
       throttle.pause(domain, a.untilMs, reply);
       this.throttled.set(throttle.keyFor(domain), domain);
@@ -438,11 +493,12 @@ export class Runner {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** Fisher-Yates, in place. */
+function shuffle(ids: number[], random: () => number): void {
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const a = ids[i] as number;
+    ids[i] = ids[j] as number;
+    ids[j] = a;
   }
 }

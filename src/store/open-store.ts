@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { InputError } from '../errors.js';
+import { PgStore } from './postgres/pg-store.js';
+import { isPostgresUrl } from './postgres/url.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './types.js';
 
@@ -12,12 +14,11 @@ export function resolveDbLocation(flag: string | undefined, env: NodeJS.ProcessE
   return value;
 }
 
-export function openStore(location: string): Store {
-  if (/^postgres(ql)?:\/\//i.test(location)) {
-    throw new InputError(
-      `PostgreSQL databases are not supported yet (${location.replace(/\/\/[^@/]*@/, '//…@')})`,
-      'use a SQLite file path for --db',
-    );
-  }
+/**
+ * A postgres:// URL opens the PostgreSQL backend (it connects on first use,
+ * so this stays synchronous); anything else is a SQLite file path.
+ */
+export function openStore(location: string, env: NodeJS.ProcessEnv = process.env): Store {
+  if (isPostgresUrl(location)) return new PgStore(location, env);
   return new SqliteStore(path.resolve(location));
 }

@@ -254,6 +254,43 @@ export interface PersistedDomainState {
   readonly rateFactor: number;
 }
 
+/** The limit of one shared token bucket: refill rate and capacity (tokens). */
+export interface BucketLimit {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+/** What one takeTokens call got from a shared bucket. */
+export interface TokenGrant {
+  /** Tokens taken from the bucket for the caller: 0..want. */
+  readonly granted: number;
+  /** When granted < want: ms (on the bucket's clock) until the next whole token; 0 otherwise. */
+  readonly waitMs: number;
+}
+
+/** What a run reports about itself with each heartbeat (RunHealth reads it back). */
+export interface RunStats {
+  /** Messages this run sent (250 committed) since it started. */
+  readonly sent: number;
+  /** Of those, in the 60 s before this report. */
+  readonly sentLastMinute: number;
+}
+
+/** One run of a campaign as `mailq status` and the dashboard show it (engine/hosts.ts classifies it). */
+export interface RunHealth {
+  readonly owner: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+  /** now - heartbeatAt, on the clock that wrote the heartbeats (PostgreSQL: the database's). */
+  readonly heartbeatAgeMs: number;
+  readonly finishedAt: number | undefined;
+  readonly outcome: string | undefined;
+  readonly sent: number;
+  readonly sentLastMinute: number;
+}
+
 export interface SendStore {
   /** Builds what sending needs and importing does not (indexes); idempotent and cheap once done. */
   prepareForSending(): Promise<void>;
@@ -284,6 +321,26 @@ export interface SendStore {
 
   loadDomainState(campaignId: number): Promise<PersistedDomainState[]>;
   saveDomainState(campaignId: number, rows: readonly PersistedDomainState[]): Promise<void>;
+
+  // ---- Coordination of several `mailq send` processes (engine/shared-throttle.ts, engine/coordinator.ts).
+  // PostgreSQL: implement these four by delegating to src/store/postgres/coordination.ts
+  // (pgTakeTokens, pgReturnTokens, pgReportRun, pgRunHealth) and append its
+  // PG_COORDINATION_MIGRATION to the PostgreSQL migrations; SQLite: sqlite/coordination.ts.
+
+  /**
+   * Atomically refills the (campaignId, key) bucket from the time elapsed
+   * since its last refill at limit.perSecond (capped at limit.burst; a new
+   * bucket starts full) and takes min(want, whole tokens available). One
+   * short write transaction; `now` is the caller's clock (SQLite; PostgreSQL
+   * uses the database's clock, since hosts' clocks differ).
+   */
+  takeTokens(campaignId: number, key: string, want: number, limit: BucketLimit, now: number): Promise<TokenGrant>;
+  /** Gives unused granted tokens back (a stopping run), never above limit.burst. */
+  returnTokens(campaignId: number, key: string, count: number, limit: BucketLimit, now: number): Promise<void>;
+  /** Heartbeat plus the run's figures: sets heartbeat_at (PostgreSQL: database clock), sent, sent_last_minute. */
+  reportRun(owner: string, stats: RunStats, now: number): Promise<void>;
+  /** Runs of the campaign still open, or finished at or after now - finishedWithinMs, oldest first. */
+  runHealth(campaignId: number, now: number, finishedWithinMs: number): Promise<RunHealth[]>;
 }
 
 // ---- Reports --------------------------------------------------------------

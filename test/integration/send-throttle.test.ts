@@ -144,10 +144,12 @@ describe('mailq send: throttling seen from the server (built CLI, loopback sink)
     expect(mixed.maxConcurrentByDomain().get('big.test')).toBe(1);
     // big.test is really the slow one: ~(36 - 2) / 2 s.
     expect(bigMs).toBeGreaterThan(12_000);
-    // The others finish long before it, and within ~20% of their time alone
-    // (plus 250 ms of slack for process scheduling on a loaded machine).
+    // The others finish long before it, and within ~50% of their time alone
+    // plus 500 ms: the suite runs two test files at once on 2 cores, and a
+    // send with its compose threads saw 1.4 s against 0.7 s alone there
+    // (1.0 s when run by itself). Waiting behind big.test would take > 12 s.
     expect(othersMs).toBeLessThan(bigMs / 4);
-    expect(othersMs).toBeLessThanOrEqual(aloneMs * 1.2 + 250);
+    expect(othersMs).toBeLessThanOrEqual(aloneMs * 1.5 + 500);
   }, 45_000);
 
   it('a 421 throttle reply slows the domain without consuming the message attempt', async () => {

@@ -44,6 +44,7 @@ describe('mailq send (built CLI against a real SMTP server on loopback)', () => 
     const status = runCli(['--db', db, 'status', '-c', 'demo', '--json']);
     expect(JSON.parse(status.stdout)).toEqual({
       campaign: 'demo', total: 12, queued: 0, sending: 0, deferred: 0, sent: 12, failed: 0, suppressed: 0, cancelled: 0, possible_duplicates: 0,
+      hosts: [expect.objectContaining({ state: 'finished' })],
     });
     // The Message-ID on the wire is the one preview shows.
     const preview = runCli(['--db', db, 'preview', '-c', 'demo', '--to', 'ada@example.com']);

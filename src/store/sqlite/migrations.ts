@@ -153,6 +153,24 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (campaign_id, key)
   ) STRICT;
   `,
+  // 3: several send processes on one campaign: shared token buckets, run figures.
+  `
+  -- One token bucket per (campaign, throttle key), shared by every process
+  -- sending the campaign (sqlite/coordination.ts takeTokens). refilled_at is
+  -- epoch ms on the clock of whoever refilled it last (one host with SQLite).
+  CREATE TABLE domain_buckets (
+    campaign_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    refilled_at INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, key)
+  ) STRICT, WITHOUT ROWID;
+
+  -- What each run reports with its heartbeat, for mailq status and the dashboard.
+  ALTER TABLE runs ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN sent_last_minute INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX runs_campaign ON runs(campaign_id, finished_at);
+  `,
 ];
 
 /**

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type {
+  BucketLimit,
   CampaignStatus,
   DueDomain,
   FailureRow,
@@ -7,9 +8,13 @@ import type {
   MessageState,
   OutcomeUpdate,
   PersistedDomainState,
+  RunHealth,
   RunInfo,
+  RunStats,
   SendStore,
+  TokenGrant,
 } from '../types.js';
+import * as coordination from './coordination.js';
 import { SEND_INDEXES } from './migrations.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRecord } from './records.js';
 
@@ -175,11 +180,13 @@ export class SqliteSendStore implements SendStore {
   protected readonly db: Database.Database;
   protected readonly now: () => number;
   private readonly s: ReturnType<typeof prepareSend>;
+  private readonly c: coordination.CoordinationStatements;
 
   constructor(db: Database.Database, now: () => number) {
     this.db = db;
     this.now = now;
     this.s = prepareSend(db);
+    this.c = coordination.prepareCoordination(db);
   }
 
   /** better-sqlite3 is synchronous; this turns its throws into rejections, as a networked store would. */
@@ -392,5 +399,21 @@ export class SqliteSendStore implements SendStore {
         for (const r of rows) this.s.saveDomainState.run(campaignId, r.key, r.statusJson, r.rateFactor, now);
       })(),
     );
+  }
+
+  takeTokens(campaignId: number, key: string, want: number, limit: BucketLimit, now: number): Promise<TokenGrant> {
+    return this.op(() => coordination.takeTokens(this.db, this.c, campaignId, key, want, limit, now));
+  }
+
+  returnTokens(campaignId: number, key: string, count: number, limit: BucketLimit, now: number): Promise<void> {
+    return this.op(() => coordination.returnTokens(this.db, this.c, campaignId, key, count, limit, now));
+  }
+
+  reportRun(owner: string, stats: RunStats, now: number): Promise<void> {
+    return this.op(() => coordination.reportRun(this.db, this.c, owner, stats, now));
+  }
+
+  runHealth(campaignId: number, now: number, finishedWithinMs: number): Promise<RunHealth[]> {
+    return this.op(() => coordination.runHealth(this.c, campaignId, now, finishedWithinMs));
   }
 }

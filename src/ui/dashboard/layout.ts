@@ -1,4 +1,5 @@
-import { clock, duration, int, latency, percent, rate, shortClock } from './format.js';
+import { cleanText, clock, duration, int, latency, percent, rate, shortClock } from './format.js';
+import type { HostHealth } from '../../engine/hosts.js';
 import type { DashboardSnapshot, DomainRow, ErrorRow, FinishedLine, ThrottleView } from './model.js';
 import type { Tone } from './theme.js';
 
@@ -261,6 +262,43 @@ function domainLines(s: DashboardSnapshot, w: number, maxLines: number): Line[] 
   return lines;
 }
 
+const HOST_TONE = { alive: 'ok', silent: 'warn', lost: 'bad', finished: 'dim' } as const satisfies Record<HostHealth['state'], Tone>;
+const HOST_RANK = { alive: 1, silent: 2, lost: 3, finished: 4 } as const satisfies Record<HostHealth['state'], number>;
+
+/**
+ * The runs sending this campaign, when there is more than this one (several
+ * processes or hosts): name, sends in the last minute, heartbeat age, state.
+ * This run first, then the others, troubled ones (lost, silent) before the
+ * alive; finished runs are left out.
+ */
+function hostLines(s: DashboardSnapshot, w: number, maxLines: number): Line[] {
+  const open = s.hosts.filter((h) => h.self || h.state !== 'finished');
+  if (!open.some((h) => !h.self) || maxLines < 2) return [];
+  const rows = [...open].sort((a, b) => Number(b.self) - Number(a.self) || HOST_RANK[b.state] - HOST_RANK[a.state] || a.startedAt - b.startedAt);
+  const name = (h: HostHealth): string => cleanText(`${h.host}:${h.pid}`) + (h.self ? ' (this)' : '');
+  const counts = (['alive', 'silent', 'lost'] as const).map((st) => [st, rows.filter((h) => h.state === st).length] as const).filter(([, n]) => n > 0);
+  const head: Seg[] = [{ text: 'hosts', tone: 'bold' }];
+  for (const [st, n] of counts) head.push({ text: `  ${n} ${st}`, tone: st === 'alive' ? undefined : HOST_TONE[st] });
+  const lines: Line[] = [fitLine(head, w)];
+  const wide = w >= NARROW;
+  const rateW = Math.max(8, ...rows.map((h) => `${int(h.sentLastMinute)}/min`.length));
+  const ageW = 9;
+  const nameW = Math.max(4, Math.min(Math.max(...rows.map((h) => name(h).length)), 28, w - (wide ? rateW + ageW + 2 : 0) - 8));
+  let shown = Math.min(rows.length, maxLines - 1);
+  if (rows.length > shown && shown >= 2) shown--;
+  for (const h of rows.slice(0, shown)) {
+    const line: Seg[] = [{ text: padEnd(cut(name(h), nameW), nameW), tone: h.self ? 'bold' : undefined }];
+    if (wide) {
+      line.push({ text: ` ${padStart(h.state === 'alive' ? `${int(h.sentLastMinute)}/min` : '-', rateW)}` });
+      line.push({ text: ` ${padStart(h.self ? '' : `hb ${duration(h.heartbeatAgeMs)}`, ageW)}`, tone: 'dim' });
+    }
+    line.push({ text: ` ${h.state}`, tone: HOST_TONE[h.state] });
+    lines.push(fitLine(line, w));
+  }
+  if (rows.length > shown) lines.push(fitLine([{ text: `+${int(rows.length - shown)} more runs`, tone: 'dim' }], w));
+  return lines;
+}
+
 function helpLines(w: number): Line[] {
   const keys: readonly (readonly [string, string, string])[] = [
     ['p', 'pause or resume leasing; messages in flight finish', 'pause/resume'],
@@ -303,8 +341,10 @@ export function layoutDashboard(s: DashboardSnapshot, o: LayoutOptions): Line[] 
   const health = take(flow(healthChips(s, w), w));
   const dropped = s.droppedLines > 0 ? take([fitLine([{ text: `${int(s.droppedLines)} notices not shown (cap reached)`, tone: 'dim' }], w)]) : [];
   const errors = o.help ? [] : take(errorLines(s, w).slice(0, 3), false);
+  // Up to 6 runs: enough to spot the one in trouble; the rest is `mailq status`.
+  const hosts = o.help ? [] : take(hostLines(s, w, Math.min(budget, 7)));
   const domains = o.help ? [] : take(domainLines(s, w, budget));
-  return [...head, ...queue, ...health, ...pausedLine, ...alerts, ...help, ...errors, ...domains, ...dropped];
+  return [...head, ...queue, ...health, ...hosts, ...pausedLine, ...alerts, ...help, ...errors, ...domains, ...dropped];
 }
 
 /** Words of `text` in lines of at most `w` cells; a word longer than a line is cut across lines. */

@@ -1,4 +1,5 @@
 import type { AlertRule, EngineEvent } from '../../engine/events.js';
+import type { HostHealth } from '../../engine/hosts.js';
 import { emptyCounts, type MessageState, type StateCounts } from '../../store/types.js';
 import { clock, cleanText, duration, int, normalizeReply } from './format.js';
 import { ringRate, SampleRing, SecondRing, TopStrings } from './rolling.js';
@@ -111,6 +112,24 @@ export function createDashboardModel(now: () => number, options: DashboardModelO
   let droppedLines = 0;
   let seq = 0;
   let finishedView: readonly FinishedLine[] = [];
+  let hosts: readonly HostHealth[] = [];
+
+  /** Notices for other runs joining, going silent, lost or back: what an operator of many hosts must see. */
+  function noteHosts(at: number, next: readonly HostHealth[]): void {
+    const before = new Map(hosts.map((h) => [h.owner, h.state]));
+    for (const h of next) {
+      if (h.self) continue;
+      const was = before.get(h.owner);
+      // Runs that had ended before this one looked are history, not news.
+      if (was === h.state || (was === undefined && h.outcome !== undefined)) continue;
+      const name = cleanText(`${h.host}:${h.pid}`);
+      if (h.state === 'lost') note(at, 'warning', `run ${name} lost (no heartbeat for ${duration(h.heartbeatAgeMs)}, or its process is gone): its messages are taken over`, true);
+      else if (h.state === 'silent') note(at, 'warning', `run ${name} silent for ${duration(h.heartbeatAgeMs)}`);
+      else if (h.state === 'alive') note(at, 'info', was === undefined ? `run ${name} is sending this campaign too` : `run ${name} is alive again`);
+      else if (was !== undefined) note(at, 'info', `run ${name} finished`);
+    }
+    hosts = next;
+  }
 
   function note(at: number, severity: Severity, text: string, always = false): void {
     if (!always && lines.length >= maxLines) {
@@ -191,6 +210,7 @@ export function createDashboardModel(now: () => number, options: DashboardModelO
         stalled = e.stalled;
         nextRetryAt = e.nextRetryAt;
         paused = e.paused;
+        if (e.hosts !== undefined) noteHosts(e.at, e.hosts);
         startedAt ??= e.at;
         if (phase.kind === 'waiting') phase = { kind: 'running' };
         break;
@@ -379,6 +399,7 @@ export function createDashboardModel(now: () => number, options: DashboardModelO
       alerts: [...alerts.values()].sort((a, b) => (a.severity === b.severity ? a.since - b.since : a.severity === 'critical' ? -1 : 1)),
       finished: finishedView,
       droppedLines,
+      hosts,
     };
   }
 

@@ -1,5 +1,6 @@
 import type { Category } from '../../engine/classify.js';
 import type { AlertRule, RunOutcome, StopReason } from '../../engine/events.js';
+import type { HostHealth } from '../../engine/hosts.js';
 
 /** What the dashboard model hands the renderer, a few times a second: plain immutable data. */
 
@@ -128,4 +129,6 @@ export interface DashboardSnapshot {
   readonly finished: readonly FinishedLine[];
   /** Notices not kept because the cap was reached. */
   readonly droppedLines: number;
+  /** Runs sending this campaign (this one included), from the last progress event; empty when unknown. */
+  readonly hosts: readonly HostHealth[];
 }
