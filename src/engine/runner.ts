@@ -356,7 +356,11 @@ export class Runner {
         if (!(await shared.ready(throttle.keyFor(domain), sharedLimitFor(throttle, domain), q.ids.length))) continue;
       }
       if (!throttle.tryAcquire(domain)) continue;
-      shared?.consume(throttle.keyFor(domain));
+      if (shared !== undefined && !shared.tryConsume(throttle.keyFor(domain))) {
+        // The token expired, or another key's await let it go: ask again on a later pass.
+        throttle.release(domain);
+        continue;
+      }
       const id = q.ids.shift() as number;
       return { domain, id };
     }

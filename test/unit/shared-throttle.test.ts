@@ -117,10 +117,23 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
       { key: 'b.test', want: 3, granted: 3 },
     ]);
     // Held tokens are used without asking again.
-    for (let i = 0; i < 3; i++) st.consume('b.test');
+    for (let i = 0; i < 3; i++) expect(st.tryConsume('b.test')).toBe(true);
     expect(mem.calls).toHaveLength(2);
     expect(st.held('b.test')).toBe(0);
-    expect(() => st.consume('b.test')).toThrow(/without a held token/);
+    expect(st.tryConsume('b.test')).toBe(false);
+  });
+
+  it('uses a token ready() saw even when its hold window ends before tryConsume (the scale-bench crash)', async () => {
+    const clock = new FakeClock();
+    const mem = new MemoryBuckets(clock);
+    const st = new SharedThrottle(mem.source(), clock.now, { tuning: { jitter: 0 } });
+    const l = { perSecond: 10, burst: 10 };
+    expect(await st.ready('k', l, 1)).toBe(true);
+    clock.advance(2999);
+    expect(await st.ready('k', l, 1)).toBe(true); // still held: no new grant
+    clock.advance(2); // the 3 s hold ends between ready() and the consume
+    expect(st.tryConsume('k')).toBe(true);
+    expect(st.tryConsume('k')).toBe(false);
   });
 
   it('after a short grant waits for the bucket before asking again', async () => {
@@ -129,8 +142,8 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
     const st = new SharedThrottle(mem.source(), clock.now, { tuning: { jitter: 0 } });
     const l = { perSecond: 10, burst: 2 };
     expect(await st.ready('k', l, 10)).toBe(true); // 2 of the 2 wanted
-    st.consume('k');
-    st.consume('k');
+    expect(st.tryConsume('k')).toBe(true);
+    expect(st.tryConsume('k')).toBe(true);
     // Empty: the next token comes in 100 ms, a whole chunk (2) in 200 ms; asking before that is wasted.
     expect(await st.ready('k', l, 10)).toBe(false);
     expect(st.readyAt('k')).toBe(clock.t + 200);
@@ -148,14 +161,14 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
     const mem = new MemoryBuckets(clock);
     const st = new SharedThrottle(mem.source(), clock.now, { tuning: { holdMs: 1000 } });
     await st.ready('k', limit20, 100); // 4 tokens
-    st.consume('k');
+    expect(st.tryConsume('k')).toBe(true);
     st.refund('k');
     expect(st.held('k')).toBe(4);
     clock.advance(1000);
     expect(st.held('k')).toBe(0);
     expect(st.stats()).toMatchObject({ granted: 4, used: 0, dropped: 4 });
     await st.ready('k', limit20, 100);
-    st.consume('k');
+    expect(st.tryConsume('k')).toBe(true);
     await st.close();
     expect(mem.returned).toBe(3);
     expect(st.held('k')).toBe(0);
@@ -166,14 +179,14 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
     const mem = new MemoryBuckets(clock);
     const st = new SharedThrottle(mem.source(), clock.now, { global: { perSecond: 5, burst: 1 }, tuning: { jitter: 0 } });
     expect(await st.ready('a.test', limit20, 100)).toBe(true);
-    st.consume('a.test');
+    expect(st.tryConsume('a.test')).toBe(true);
     expect(mem.calls.map((c) => c.key)).toEqual(['a.test', GLOBAL_KEY]);
     // The global bucket (burst 1) is empty now, the domain still holds 3 tokens.
     expect(await st.ready('b.test', limit20, 100)).toBe(false);
     expect(st.held('b.test')).toBe(4);
     clock.advance(200);
     expect(await st.ready('b.test', limit20, 100)).toBe(true);
-    st.consume('b.test');
+    expect(st.tryConsume('b.test')).toBe(true);
     expect(st.held(GLOBAL_KEY)).toBe(0);
   });
 
@@ -190,7 +203,7 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
     while (clock.t - start < durationMs) {
       for (const [i, p] of procs.entries()) {
         while (p.readyAt('example.com') <= clock.t && (await p.ready('example.com', limit20, 100))) {
-          p.consume('example.com');
+          expect(p.tryConsume('example.com')).toBe(true);
           sends.push(clock.t - start);
           perProc[i] = (perProc[i] ?? 0) + 1;
         }
@@ -220,7 +233,7 @@ describe('SharedThrottle (fake clock, in-memory token source)', () => {
     // 50 messages a second to one domain for 20 s, as a CPU-bound send would.
     for (let i = 0; i < 1000; i++) {
       if (await st.ready('d.test', l, 100)) {
-        st.consume('d.test');
+        expect(st.tryConsume('d.test')).toBe(true);
         sent++;
       }
       clock.advance(20);
