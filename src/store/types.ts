@@ -76,11 +76,6 @@ export interface RejectInsert {
   readonly message: string;
 }
 
-export interface BatchResult {
-  /** Rows that were new to the campaign. */
-  readonly inserted: number;
-}
-
 /** What a finished run left in the campaign, counted by the store. */
 export interface RunTally {
   /** Recipients this run added (across an interrupted attempt and its resume). */
@@ -136,8 +131,13 @@ export interface Store extends SendStore {
 
   /** Starts an import of `source`, or resumes the run an interrupted import left behind. */
   beginImport(campaignId: number, source: string, columns: readonly string[]): Promise<ImportRun>;
-  /** Inserts one batch atomically; duplicates of existing addresses are ignored. */
-  insertBatch(run: ImportRun, rows: readonly RecipientInsert[], rejects: readonly RejectInsert[]): Promise<BatchResult>;
+  /**
+   * Inserts one batch atomically. An address the campaign already has is a
+   * duplicate and changes nothing, except that within one run the row with
+   * the lowest line wins: several threads read parts of one file, so a later
+   * line can arrive first, and the result must not depend on which did.
+   */
+  insertBatch(run: ImportRun, rows: Iterable<RecipientInsert>, rejects: readonly RejectInsert[]): Promise<void>;
   /**
    * Marks the run complete. The store counts what the run added itself, so a
    * resumed run reports the rows its interrupted attempt inserted as imported.

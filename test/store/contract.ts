@@ -36,8 +36,8 @@ export function storeContract(name: string, fresh: () => Promise<Store>): void {
       const c = await newCampaign(store);
       const run = await store.beginImport(c.id, '/data/a.csv', ['email', 'n']);
       expect(run.resumed).toBe(false);
-      expect((await store.insertBatch(run, [recipient(1), recipient(2)], [])).inserted).toBe(2);
-      expect((await store.insertBatch(run, [recipient(2), recipient(3)], [{ line: 9, raw: 'x', reason: 'missing-at', message: 'm' }])).inserted).toBe(1);
+      await store.insertBatch(run, [recipient(1), recipient(2)], []);
+      await store.insertBatch(run, [recipient(2), recipient(3)], [{ line: 9, raw: 'x', reason: 'missing-at', message: 'm' }]);
       expect(await store.pendingImports(c.id)).toHaveLength(1);
       const tally = await store.finishImport(run.id, { rejected: 1, total: 5 });
       expect(tally).toEqual({ imported: 3, duplicates: 1, suppressed: 0 });
@@ -46,6 +46,29 @@ export function storeContract(name: string, fresh: () => Promise<Store>): void {
       const counts = await store.countByState(c.id);
       expect(counts.queued).toBe(3);
       expect(counts.sent).toBe(0);
+      await store.close();
+    });
+
+    it('keeps the lowest line of an address within a run, whichever batch came first', async () => {
+      const store = await fresh();
+      const c = await newCampaign(store);
+      const run = await store.beginImport(c.id, '/data/a.csv', ['email', 'n']);
+      const at = (i: number, line: number, n: string): RecipientInsert => ({ ...recipient(i), line, varsJson: JSON.stringify([null, n]) });
+      // A later part of the file arrives first, with a duplicate inside it too.
+      await store.insertBatch(run, [at(1, 900, 'late'), at(2, 901, 'two'), at(1, 950, 'later')], []);
+      await store.insertBatch(run, [at(1, 5, 'early'), at(3, 6, 'three')], []);
+      expect(await store.finishImport(run.id, { rejected: 0, total: 5 })).toEqual({ imported: 3, duplicates: 2, suppressed: 0 });
+      const seen = new Map<string, { line: number; n: string | undefined }>();
+      for await (const m of store.iterateMessages(c.id)) seen.set(m.addressKey, { line: m.line, n: m.vars.n });
+      expect(seen.get('user1@example.com')).toEqual({ line: 5, n: 'early' });
+      expect(seen.get('user2@example.com')?.line).toBe(901);
+      // Another run never replaces a row it did not write, even from an earlier line.
+      const again = await store.beginImport(c.id, '/data/b.csv', ['email', 'n']);
+      await store.insertBatch(again, [at(2, 2, 'other file')], []);
+      expect(await store.finishImport(again.id, { rejected: 0, total: 1 })).toEqual({ imported: 0, duplicates: 1, suppressed: 0 });
+      const after = new Map<string, number>();
+      for await (const m of store.iterateMessages(c.id)) after.set(m.addressKey, m.line);
+      expect(after.get('user2@example.com')).toBe(901);
       await store.close();
     });
 

@@ -5,9 +5,9 @@ import { pgText } from './records.js';
 
 /**
  * How one import batch (10,000 rows from src/campaign/import.ts) goes into
- * `messages`. All three insert with ON CONFLICT DO NOTHING on (campaign_id,
- * address_key), so duplicates are skipped and the row count is what was new;
- * ids follow the file order. Measured on 100,000 rows (bench/postgres/import.mjs
+ * `messages`. All three insert with ON CONFLICT on (campaign_id, address_key):
+ * a duplicate changes nothing, except that within one run the lowest line
+ * wins (see Store.insertBatch). Measured on 100,000 rows (bench/postgres/import.mjs
  * --compare; figures in docs/pg-part.md):
  *   copy    COPY into a per-connection temp table, then INSERT … SELECT
  *   unnest  one INSERT … SELECT FROM unnest($3::int[], …): 7 parameters per batch
@@ -17,7 +17,22 @@ export const importMethods = ['copy', 'unnest', 'values'] as const;
 export type ImportMethod = (typeof importMethods)[number];
 
 const COLUMNS = `(campaign_id, import_run_id, line, address, address_key, domain, vars_json)`;
-const ON_CONFLICT = `ON CONFLICT (campaign_id, address_key) DO NOTHING`;
+const ON_CONFLICT = `ON CONFLICT (campaign_id, address_key) DO UPDATE SET
+  line = EXCLUDED.line, address = EXCLUDED.address, domain = EXCLUDED.domain, vars_json = EXCLUDED.vars_json
+  WHERE messages.import_run_id = EXCLUDED.import_run_id AND EXCLUDED.line < messages.line`;
+
+/**
+ * One row per address, the lowest line: DO UPDATE refuses to touch a row
+ * twice in one statement, so duplicates inside a batch are settled here.
+ */
+function firstPerAddress(rows: Iterable<RecipientInsert>): RecipientInsert[] {
+  const seen = new Map<string, RecipientInsert>();
+  for (const r of rows) {
+    const had = seen.get(r.addressKey);
+    if (had === undefined || r.line < had.line) seen.set(r.addressKey, r);
+  }
+  return [...seen.values()];
+}
 
 const UNNEST = statement(
   'import_unnest',
@@ -53,7 +68,7 @@ function copyField(value: string): string {
     : value;
 }
 
-async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<number> {
+async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
   // Every batch: the table lives as long as the connection, but its creation
   // is undone with the transaction of a batch that failed, so "this client
   // has it" cannot be remembered. IF NOT EXISTS is one catalog lookup.
@@ -75,11 +90,11 @@ async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: 
   }
   stream.end(chunk);
   await done;
-  return q.count(FROM_STAGE, [run.campaignId, run.id]);
+  await q.count(FROM_STAGE, [run.campaignId, run.id]);
 }
 
-async function unnestRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<number> {
-  return q.count(UNNEST, [
+async function unnestRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
+  await q.count(UNNEST, [
     run.campaignId,
     run.id,
     rows.map((r) => r.line),
@@ -90,33 +105,32 @@ async function unnestRows(q: Queryable, run: ImportRun, rows: readonly Recipient
   ]);
 }
 
-async function valuesRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<number> {
-  let inserted = 0;
+async function valuesRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
   for (let i = 0; i < rows.length; i += VALUES_CHUNK) {
     const part = rows.slice(i, i + VALUES_CHUNK);
     const values: unknown[] = [run.campaignId, run.id];
     for (const r of part) values.push(r.line, r.address, r.addressKey, r.domain, r.varsJson);
-    inserted += await q.count(valuesStatement(part.length), values);
+    await q.count(valuesStatement(part.length), values);
   }
-  return inserted;
 }
 
-/** Inserts a batch's recipients inside the caller's transaction; returns how many were new. */
+/** Inserts a batch's recipients inside the caller's transaction. */
 export function insertRecipients(
   method: ImportMethod,
   client: PoolClient,
   q: Queryable,
   run: ImportRun,
-  rows: readonly RecipientInsert[],
-): Promise<number> {
-  if (rows.length === 0) return Promise.resolve(0);
+  rows: Iterable<RecipientInsert>,
+): Promise<void> {
+  const unique = firstPerAddress(rows);
+  if (unique.length === 0) return Promise.resolve();
   switch (method) {
     case 'copy':
-      return copyRows(client, q, run, rows);
+      return copyRows(client, q, run, unique);
     case 'unnest':
-      return unnestRows(q, run, rows);
+      return unnestRows(q, run, unique);
     case 'values':
-      return valuesRows(q, run, rows);
+      return valuesRows(q, run, unique);
   }
 }
 
