@@ -22,6 +22,11 @@ export interface CsvReadOptions {
   encoding?: CsvEncoding;
   /** Largest field accepted, in UTF-8 bytes of the decoded value; default 65536. */
   maxFieldBytes?: number;
+  /**
+   * Reads only the records in this byte range, counting lines from `line`
+   * (a part from splitCsv). The header is still read and checked.
+   */
+  range?: { readonly start: number; readonly end: number; readonly line: number };
 }
 
 export type CsvRecord =
@@ -32,6 +37,8 @@ export interface CsvSource {
   readonly path: string;
   readonly columns: readonly string[];
   readonly delimiter: CsvDelimiter;
+  /** Where the data starts, and the byte that ends a line: what splitCsv needs. */
+  readonly layout: { readonly dataStart: number; readonly dataLine: number; readonly newline: number };
   /** Streams the records after the header; may be iterated once (this or batches()). */
   records(): AsyncIterable<CsvRecord>;
   /**
@@ -476,6 +483,8 @@ interface RowSettings {
   readonly dataStart: number;
   readonly dataLine: number;
   readonly newline: number;
+  /** Byte offset where reading stops (exclusive); undefined for the end of the file. */
+  readonly dataEnd: number | undefined;
 }
 
 /**
@@ -591,7 +600,12 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
           continue;
         }
         if (this.chunks === undefined) {
-          this.stream = createReadStream(this.s.path, { start: this.s.dataStart, highWaterMark: readerTuning.chunkBytes });
+          this.stream = createReadStream(this.s.path, {
+            start: this.s.dataStart,
+            // createReadStream's end is inclusive.
+            ...(this.s.dataEnd === undefined ? {} : { end: this.s.dataEnd - 1 }),
+            highWaterMark: readerTuning.chunkBytes,
+          });
           this.chunks = this.stream[Symbol.asyncIterator]();
         }
         const next = await this.chunks.next();
@@ -680,20 +694,30 @@ export async function openCsv(path: string, options: CsvReadOptions = {}): Promi
   const encoding = options.encoding ?? 'utf-8';
   const maxFieldBytes = options.maxFieldBytes ?? DEFAULT_MAX_FIELD_BYTES;
   const header = await readHeader(path, encoding, options.delimiter, maxFieldBytes);
+  const range = options.range;
+  const settings: RowSettings = {
+    ...header,
+    ...(range === undefined ? {} : { dataStart: range.start, dataLine: range.line }),
+    dataEnd: range?.end,
+    path,
+    encoding,
+    maxFieldBytes,
+  };
   let iterated = false;
   return {
     path,
     columns: header.columns,
     delimiter: header.delimiter,
+    layout: { dataStart: header.dataStart, dataLine: header.dataLine, newline: header.newline },
     records(): AsyncIterable<CsvRecord> {
       if (iterated) throw new Error(`the records of ${path} can only be iterated once`);
       iterated = true;
-      return new RecordIterator({ ...header, path, encoding, maxFieldBytes });
+      return new RecordIterator(settings);
     },
     batches(): AsyncIterable<readonly CsvRecord[]> {
       if (iterated) throw new Error(`the records of ${path} can only be iterated once`);
       iterated = true;
-      const reader = new RecordIterator({ ...header, path, encoding, maxFieldBytes });
+      const reader = new RecordIterator(settings);
       return {
         [Symbol.asyncIterator]: () => ({
           next: async (): Promise<IteratorResult<readonly CsvRecord[]>> => {
