@@ -1,17 +1,16 @@
 /**
  * RFC 5322 message bytes for one rendered message and one recipient.
  *
- * The recipient is always handed to nodemailer as an address object and an
- * explicit envelope, never as a string nodemailer would parse: a CSV cell
- * "a@x.com, b@y.com" must never become two recipients (DESIGN.md section 5).
+ * The recipient is written into To and the envelope as the single address it
+ * is, never through an address parser: a CSV cell "a@x.com, b@y.com" must
+ * never become two recipients (DESIGN.md section 5).
  */
 import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import type Mail from 'nodemailer/lib/mailer/index.js';
 import { InputError } from '../errors.js';
+import { addressHeader, asciiAddress, assembleMessage, rfc5322Date, unstructuredHeader } from './mime-encode.js';
 import { describeHeaderBreak, reservedHeaderReason } from './template/config.js';
-import { parseSingleMailbox } from './template/mailbox.js';
+import { parseMailboxes, parseSingleMailbox, type Mailbox } from './template/mailbox.js';
 import type { RenderedMessage } from './template/render.js';
 
 export interface BuiltMessage {
@@ -38,11 +37,11 @@ export function messageIdFor(campaign: string, recipientKey: string, fromAddress
 }
 
 /** The raw message only; see buildMessage for the matching envelope. */
-export async function buildMime(m: RenderedMessage, to: string, messageId: string, date?: Date): Promise<Buffer> {
-  return (await buildMessage(m, to, messageId, date)).raw;
+export function buildMime(m: RenderedMessage, to: string, messageId: string, date?: Date): Buffer {
+  return buildMessage(m, to, messageId, date).raw;
 }
 
-export async function buildMessage(m: RenderedMessage, to: string, messageId: string, date: Date = new Date()): Promise<BuiltMessage> {
+export function buildMessage(m: RenderedMessage, to: string, messageId: string, date: Date = new Date()): BuiltMessage {
   if (!isSingleBareAddress(to)) {
     throw new InputError(`recipient ${JSON.stringify(to)} is not a single plain address`, 'addresses are validated at import; this row should not have been queued');
   }
@@ -50,7 +49,7 @@ export async function buildMessage(m: RenderedMessage, to: string, messageId: st
   if (!from.ok) throw new InputError(`From ${JSON.stringify(m.from)} ${from.problem}`);
   if (!/^<?[^\s<>]+@[^\s<>]+>?$/.test(messageId)) throw new InputError(`invalid Message-ID ${JSON.stringify(messageId)}`);
   // renderMessage already refused these; a RenderedMessage built elsewhere
-  // gets the same guarantee rather than nodemailer's silent newline stripping.
+  // gets the same guarantee rather than a header silently altered.
   const fields: ReadonlyArray<readonly [string, string | undefined]> = [['Subject', m.subject], ['From', m.from], ['Reply-To', m.replyTo], ...m.headers];
   for (const [name, value] of fields) {
     const brk = value === undefined ? undefined : describeHeaderBreak(value);
@@ -60,32 +59,26 @@ export async function buildMessage(m: RenderedMessage, to: string, messageId: st
     if (reservedHeaderReason(name) !== undefined) throw new InputError(`header ${name} cannot be set by a template`);
   }
 
-  const mail: Mail.Options = {
-    from: { name: from.mailbox.name, address: from.mailbox.address },
-    to: [{ name: '', address: to }],
-    subject: m.subject,
-    text: m.text,
-    messageId,
-    date,
-    headers: m.headers.map(([key, value]) => ({ key, value })),
-    envelope: { from: from.mailbox.address, to: [to] },
-    // Content is always inline strings; never let a value be read as a path or URL.
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  };
-  if (m.html !== undefined) mail.html = m.html;
-  if (m.replyTo !== undefined) mail.replyTo = m.replyTo;
-
-  const node = new MailComposer(mail).compile();
-  const envelope = node.getEnvelope();
-  const [rcpt, ...extra] = envelope.to;
-  if (rcpt === undefined || extra.length > 0 || envelope.from === false) {
-    // Cannot happen for an address that passed isSingleBareAddress; checked
-    // because sending to more than the one row address is the worst bug here.
-    throw new Error(`internal: envelope for ${to} has ${envelope.to.length} recipients`);
+  let replyTo: readonly Mailbox[] = [];
+  if (m.replyTo !== undefined) {
+    const parsed = parseMailboxes(m.replyTo);
+    if (!parsed.ok) throw new InputError(`Reply-To ${JSON.stringify(m.replyTo)} ${parsed.problem}`);
+    replyTo = parsed.mailboxes;
   }
-  const raw = await node.build();
-  return { raw, envelope: { from: envelope.from, to: [rcpt] } };
+  // The recipient goes in as the one address it is, never through a parser.
+  const headers = [
+    addressHeader('From', [from.mailbox]),
+    addressHeader('To', [{ name: '', address: to }]),
+    ...(replyTo.length > 0 ? [addressHeader('Reply-To', replyTo)] : []),
+    unstructuredHeader('Subject', m.subject),
+    `Message-ID: ${messageId}`,
+    `Date: ${rfc5322Date(date)}`,
+    ...m.headers.map(([name, value]) => unstructuredHeader(name, value)),
+  ];
+  // Derived from the Message-ID: the same message is built byte for byte the same on a resend.
+  const boundary = createHash('sha256').update(messageId).digest('hex').slice(0, 24);
+  const raw = assembleMessage(headers, m.text, m.html, boundary);
+  return { raw, envelope: { from: asciiAddress(from.mailbox.address), to: [to] } };
 }
 
 /**
