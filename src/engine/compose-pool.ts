@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Campaign, MessageRow } from '../store/types.js';
-import type { ComposeResult } from './compose.js';
+import type { ComposedForSend } from './compose.js';
 import type { ComposeReply, ComposeRequest, ComposeWorkerInput } from './compose-protocol.js';
 
 /**
@@ -15,7 +15,7 @@ const YOUNG_GENERATION_MB = 8;
 
 export class ComposePool {
   private readonly workers: { worker: Worker; pending: number }[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: ComposeResult) => void; reject: (e: Error) => void; worker: number }>();
+  private readonly waiting = new Map<number, { resolve: (r: ComposedForSend) => void; reject: (e: Error) => void; worker: number }>();
   private nextId = 1;
   private failure: Error | undefined;
 
@@ -38,7 +38,7 @@ export class ComposePool {
     }
   }
 
-  compose(row: MessageRow, dateMs: number): Promise<ComposeResult> {
+  compose(row: MessageRow, dateMs: number): Promise<ComposedForSend> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     // The least busy thread: messages differ in size, so round-robin could queue behind a big one.
     let best = 0;
@@ -49,7 +49,7 @@ export class ComposePool {
     if (slot === undefined) return Promise.reject(new Error('compose pool has no threads'));
     const id = this.nextId++;
     slot.pending++;
-    return new Promise<ComposeResult>((resolve, reject) => {
+    return new Promise<ComposedForSend>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, worker: best });
       slot.worker.postMessage({ id, row, dateMs } satisfies ComposeRequest);
     });

@@ -1,5 +1,5 @@
 import type { Campaign, MessageRow } from '../store/types.js';
-import type { ComposeResult } from './compose.js';
+import type { ComposedForSend } from './compose.js';
 
 /** Messages between the send's main thread and its compose workers (compose-pool.ts). */
 
@@ -15,8 +15,11 @@ export interface ComposeRequest {
   readonly dateMs: number;
 }
 
-/** `raw` crosses as a transferred ArrayBuffer: the message bytes are moved, not copied. */
+/**
+ * `raw` crosses as a transferred ArrayBuffer: the message bytes are moved,
+ * not copied; the rendered subject, text and HTML (~10 KB) do not cross.
+ */
 export type ComposeReply =
-  | { readonly id: number; readonly kind: 'ok'; readonly raw: ArrayBuffer; readonly result: Omit<Extract<ComposeResult, { ok: true }>, 'raw'> }
-  | { readonly id: number; readonly kind: 'failed'; readonly result: Extract<ComposeResult, { ok: false }> }
+  | { readonly id: number; readonly kind: 'ok'; readonly raw: ArrayBuffer; readonly result: Omit<Extract<ComposedForSend, { ok: true }>, 'raw'> }
+  | { readonly id: number; readonly kind: 'failed'; readonly result: Extract<ComposedForSend, { ok: false }> }
   | { readonly id: number; readonly kind: 'error'; readonly message: string };

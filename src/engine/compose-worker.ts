@@ -19,10 +19,10 @@ port.on('message', (req: ComposeRequest) => {
         port.postMessage({ id: req.id, kind: 'failed', result } satisfies ComposeReply);
         return;
       }
-      const { raw, ...rest } = result;
+      const { raw, messageId, envelopeFrom } = result;
       // A Buffer may be a view into a shared pool; transfer only a buffer of its own.
       const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? (raw.buffer as ArrayBuffer) : Uint8Array.prototype.slice.call(raw).buffer;
-      port.postMessage({ id: req.id, kind: 'ok', raw: own, result: rest } satisfies ComposeReply, [own]);
+      port.postMessage({ id: req.id, kind: 'ok', raw: own, result: { ok: true, messageId, envelopeFrom } } satisfies ComposeReply, [own]);
     },
     (err: unknown) => port.postMessage({ id: req.id, kind: 'error', message: err instanceof Error ? err.message : String(err) } satisfies ComposeReply),
   );

@@ -20,6 +20,11 @@ export type ComposeResult =
     }
   | { readonly ok: false; readonly reason: RenderFailureReason; readonly message: string };
 
+/** What sending needs of a composed message: the rendered parts stay where they were made. */
+export type ComposedForSend =
+  | Omit<Extract<ComposeResult, { ok: true }>, 'message'>
+  | Extract<ComposeResult, { ok: false }>;
+
 /**
  * Variables a template sees: campaign-wide ones, then the recipient's columns
  * (import refuses a column named like a campaign variable), and `email`, the
@@ -48,6 +53,6 @@ export async function composeMessage(
   const rendered = await renderRecipient(template, campaign, row);
   if (!rendered.ok) return rendered;
   const messageId = messageIdFor(campaign.name, row.addressKey, rendered.message.from);
-  const built = await buildMessage(rendered.message, row.address, messageId, date);
+  const built = buildMessage(rendered.message, row.address, messageId, date);
   return { ok: true, raw: built.raw, message: rendered.message, messageId, envelopeFrom: built.envelope.from };
 }

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Campaign, LeasedMessage, Store } from '../store/types.js';
 import type { Transport, TransportResult } from '../transport/types.js';
 import { classify, type Classification } from './classify.js';
-import type { ComposeResult } from './compose.js';
+import type { ComposedForSend } from './compose.js';
 import { Coordinator, SYNC_MS } from './coordinator.js';
 import { STALLED_MS, type EngineEvent, type RunOutcome, type StopReason } from './events.js';
 import { HEARTBEAT_MS, processAlive, type HostHealth } from './hosts.js';
@@ -23,7 +23,7 @@ export interface RunnerDeps {
   readonly throttle: Throttle;
   readonly now: () => number;
   readonly random: () => number;
-  readonly compose: (message: LeasedMessage) => Promise<ComposeResult>;
+  readonly compose: (message: LeasedMessage) => Promise<ComposedForSend>;
   readonly emit: (event: EngineEvent) => void;
   /**
    * Limits shared with the other processes sending this campaign (tokens
