@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { GroupCommit } from './group-commit.js';
 import type {
   BucketLimit,
   CampaignStatus,
@@ -181,12 +182,14 @@ export class SqliteSendStore implements SendStore {
   protected readonly now: () => number;
   private readonly s: ReturnType<typeof prepareSend>;
   private readonly c: coordination.CoordinationStatements;
+  protected readonly group: GroupCommit;
 
   constructor(db: Database.Database, now: () => number) {
     this.db = db;
     this.now = now;
     this.s = prepareSend(db);
     this.c = coordination.prepareCoordination(db);
+    this.group = new GroupCommit(db);
   }
 
   /** better-sqlite3 is synchronous; this turns its throws into rejections, as a networked store would. */
@@ -259,28 +262,27 @@ export class SqliteSendStore implements SendStore {
     });
   }
 
-  // Read-then-write transactions start IMMEDIATE: a deferred one that has read
-  // gets SQLITE_BUSY at once, without the busy timeout, when another process
-  // (a second `send` on the same file) committed after its read.
+  // Leases and outcomes go through GroupCommit, whose transactions start
+  // IMMEDIATE: a deferred one that has read gets SQLITE_BUSY at once, without
+  // the busy timeout, when another process (a second `send` on the same
+  // file) committed after its read.
   lease(messageId: number, owner: string, attemptId: string, now: number, leaseMs: number): Promise<LeasedMessage | undefined> {
-    return this.op(() =>
-      this.db.transaction((): LeasedMessage | undefined => {
-        const before = this.s.leaseRow.get(messageId);
-        if (before === undefined) return undefined;
-        // Taking over a row another run was sending: it may have reached the server.
-        const reclaimed = before.state === 'sending';
-        const won = this.s.lease.run({ id: messageId, owner, attempt: attemptId, now, until: now + leaseMs, reclaim: reclaimed ? 1 : 0 });
-        if (won.changes === 0) return undefined;
-        return {
-          ...toMessage(before),
-          state: 'sending',
-          attemptId,
-          leaseExpiresAt: now + leaseMs,
-          possibleDuplicate: before.possible_duplicate === 1 || reclaimed,
-          reclaimed,
-        };
-      }).immediate(),
-    );
+    return this.group.submit((): LeasedMessage | undefined => {
+      const before = this.s.leaseRow.get(messageId);
+      if (before === undefined) return undefined;
+      // Taking over a row another run was sending: it may have reached the server.
+      const reclaimed = before.state === 'sending';
+      const won = this.s.lease.run({ id: messageId, owner, attempt: attemptId, now, until: now + leaseMs, reclaim: reclaimed ? 1 : 0 });
+      if (won.changes === 0) return undefined;
+      return {
+        ...toMessage(before),
+        state: 'sending',
+        attemptId,
+        leaseExpiresAt: now + leaseMs,
+        possibleDuplicate: before.possible_duplicate === 1 || reclaimed,
+        reclaimed,
+      };
+    });
   }
 
   nextDueAt(campaignId: number): Promise<number | undefined> {
@@ -288,76 +290,74 @@ export class SqliteSendStore implements SendStore {
   }
 
   recordOutcome(u: OutcomeUpdate): Promise<boolean> {
-    return this.op(() =>
-      this.db.transaction((): boolean => {
-        const n = u.next;
-        let state: MessageState;
-        let next = 0;
-        let inc = 1;
-        if (n.state === 'sent') state = 'sent';
-        else if (n.state === 'deferred') {
-          state = 'deferred';
-          next = n.nextAttemptAt;
-          inc = n.countsAttempt ? 1 : 0;
-        } else if (n.state === 'failed') {
-          state = 'failed';
-          inc = n.countsAttempt ? 1 : 0;
-        } else {
-          state = (this.s.releasedState.get(u.messageId)?.state ?? 'queued') as MessageState;
-          next = n.nextAttemptAt;
-          inc = 0;
-        }
-        const changed = this.s.outcome.run({
-          id: u.messageId,
+    return this.group.submit((): boolean => {
+      const n = u.next;
+      let state: MessageState;
+      let next = 0;
+      let inc = 1;
+      if (n.state === 'sent') state = 'sent';
+      else if (n.state === 'deferred') {
+        state = 'deferred';
+        next = n.nextAttemptAt;
+        inc = n.countsAttempt ? 1 : 0;
+      } else if (n.state === 'failed') {
+        state = 'failed';
+        inc = n.countsAttempt ? 1 : 0;
+      } else {
+        state = (this.s.releasedState.get(u.messageId)?.state ?? 'queued') as MessageState;
+        next = n.nextAttemptAt;
+        inc = 0;
+      }
+      const changed = this.s.outcome.run({
+        id: u.messageId,
+        attempt: u.attemptId,
+        state,
+        next,
+        inc,
+        now: u.finishedAt,
+        sentAt: n.state === 'sent' ? u.finishedAt : null,
+        smtpId: n.state === 'sent' ? n.smtpMessageId : null,
+        category: u.category,
+        code: u.code ?? null,
+        enhanced: u.enhanced ?? null,
+        reply: u.reply ?? null,
+        dup: u.flagPossibleDuplicate ? 1 : 0,
+      }).changes;
+      if (changed === 0) return false;
+      if (n.state !== 'released') {
+        this.s.insertAttempt.run({
+          mid: u.messageId,
           attempt: u.attemptId,
-          state,
-          next,
-          inc,
-          now: u.finishedAt,
-          sentAt: n.state === 'sent' ? u.finishedAt : null,
-          smtpId: n.state === 'sent' ? n.smtpMessageId : null,
+          owner: u.runOwner,
+          started: u.startedAt,
+          finished: u.finishedAt,
+          stage: u.stage ?? null,
+          code: u.code ?? null,
+          enhanced: u.enhanced ?? null,
           category: u.category,
+          rule: u.rule ?? null,
+          reply: u.reply ?? null,
+          body: u.bodyWritten ? 1 : 0,
+          next: state,
+          delay: n.state === 'deferred' ? n.nextAttemptAt - u.finishedAt : null,
+        });
+      }
+      if (n.state === 'failed') {
+        this.s.insertFailure.run({
+          mid: u.messageId,
+          category: u.category,
+          reason: n.reason,
           code: u.code ?? null,
           enhanced: u.enhanced ?? null,
           reply: u.reply ?? null,
-          dup: u.flagPossibleDuplicate ? 1 : 0,
-        }).changes;
-        if (changed === 0) return false;
-        if (n.state !== 'released') {
-          this.s.insertAttempt.run({
-            mid: u.messageId,
-            attempt: u.attemptId,
-            owner: u.runOwner,
-            started: u.startedAt,
-            finished: u.finishedAt,
-            stage: u.stage ?? null,
-            code: u.code ?? null,
-            enhanced: u.enhanced ?? null,
-            category: u.category,
-            rule: u.rule ?? null,
-            reply: u.reply ?? null,
-            body: u.bodyWritten ? 1 : 0,
-            next: state,
-            delay: n.state === 'deferred' ? n.nextAttemptAt - u.finishedAt : null,
-          });
-        }
-        if (n.state === 'failed') {
-          this.s.insertFailure.run({
-            mid: u.messageId,
-            category: u.category,
-            reason: n.reason,
-            code: u.code ?? null,
-            enhanced: u.enhanced ?? null,
-            reply: u.reply ?? null,
-            at: u.finishedAt,
-          });
-          if (n.suppress) this.s.suppress.run(u.category, u.finishedAt, u.messageId);
-        } else if (n.state === 'sent') {
-          this.s.clearFailure.run(u.messageId);
-        }
-        return true;
-      }).immediate(),
-    );
+          at: u.finishedAt,
+        });
+        if (n.suppress) this.s.suppress.run(u.category, u.finishedAt, u.messageId);
+      } else if (n.state === 'sent') {
+        this.s.clearFailure.run(u.messageId);
+      }
+      return true;
+    });
   }
 
   countPossibleDuplicates(campaignId: number): Promise<number> {

@@ -212,6 +212,7 @@ export class SqliteStore extends SqliteSendStore implements Store {
 
   close(): Promise<void> {
     return this.op(() => {
+      if (this.db.open) this.group.flush();
       if (this.db.open) this.db.close();
     });
   }
