@@ -62,7 +62,8 @@ function encodedWords(value: string): string {
  * Callers have refused CR, LF and NUL already.
  */
 export function unstructuredHeader(name: string, value: string): string {
-  if (!NEEDS_WORDS.test(value) && !/\S{980}/.test(value)) return foldHeader(name, value);
+  // A run of 980 non-spaces cannot be folded under SMTP's 998-character line.
+  if (!NEEDS_WORDS.test(value) && (value.length < 980 || !/\S{980}/.test(value))) return foldHeader(name, value);
   return `${name}: ${encodedWords(value)}`;
 }
 
