@@ -281,11 +281,21 @@ export class Runner {
         for (const q of this.domains.values()) q.drained = false;
         lastRecheck = t;
       }
-      let started = 0;
-      while (this.inFlight < this.config.concurrency && this.stop === undefined && !this.paused && !this.limitReached()) {
+      // Every free slot is picked first and leased together: the leases then
+      // share one commit (store group commit) instead of one each in turn.
+      const picks: { domain: string; id: number }[] = [];
+      const room = (): boolean =>
+        this.inFlight + picks.length < this.config.concurrency &&
+        (this.config.limit === undefined || this.attempted + picks.length < this.config.limit);
+      while (room() && this.stop === undefined && !this.paused) {
         const picked = await this.pick();
         if (picked === undefined) break;
-        const leased = await store.lease(picked.id, this.config.owner, randomUUID(), now(), this.config.leaseMs);
+        picks.push(picked);
+      }
+      const leases = await Promise.all(picks.map((p) => store.lease(p.id, this.config.owner, randomUUID(), now(), this.config.leaseMs)));
+      let started = 0;
+      picks.forEach((picked, i) => {
+        const leased = leases[i];
         if (leased === undefined) {
           throttle.release(picked.domain);
           // Another run leased it first: nothing went out, so the shared token is not spent.
@@ -294,11 +304,12 @@ export class Runner {
           // The ids fetched with it are likely taken too: fetch fresh ones rather than try each.
           const q = this.domains.get(picked.domain);
           if (q !== undefined) q.ids = [];
-          continue;
+          return;
         }
         started++;
         this.launch(leased);
-      }
+      });
+      if (picks.length > 0 && started === 0) continue;
       if (started > 0 || this.inFlight >= this.config.concurrency) {
         await this.sleep(MAX_IDLE_MS);
         continue;
