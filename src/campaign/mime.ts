@@ -82,8 +82,8 @@ export function buildMessage(m: RenderedMessage, to: string, messageId: string, 
 }
 
 /**
- * local@domain with nothing nodemailer's address parser could split or
- * reinterpret: no whitespace, commas, semicolons, angle brackets, quotes,
+ * local@domain with nothing an address parser (the SMTP server's, a mail
+ * client's) could split or reinterpret: no whitespace, commas, semicolons, angle brackets, quotes,
  * parentheses or control characters. (Quoted local parts are not accepted.)
  */
 function isSingleBareAddress(to: string): boolean {

@@ -5,8 +5,9 @@ import type { ComposeReply, ComposeRequest, ComposeWorkerInput } from './compose
 
 /**
  * Renders and builds messages on worker threads, so the main thread only
- * leases, speaks SMTP and commits: on the bench's 5 KB message, Liquid plus
- * nodemailer's MIME build were ~60% of the send's CPU on one thread.
+ * leases, speaks SMTP and commits: on the bench's 4 KB message, Liquid plus
+ * nodemailer's MIME build were ~60% of the send's CPU on one thread; with
+ * mailq's own encoder the two take ~85 µs a message (bench/README.md).
  * No queue of its own: the runner asks for a message only when it has leased
  * one and has room in its in-flight window, so the pool never holds more
  * prepared messages than that window (--concurrency).

@@ -1,6 +1,7 @@
 /**
- * Parsing of rendered From / Reply-To values with nodemailer's own parser, so
- * what we validate is exactly what nodemailer will put on the wire.
+ * Parsing of rendered From / Reply-To values with nodemailer's address
+ * parser; the MIME encoder writes the headers from the mailboxes parsed here,
+ * so what we validate is exactly what goes on the wire.
  */
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 

@@ -78,8 +78,8 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
   const headers: Array<readonly [string, string]> = [];
   for (const h of c.headers) {
     const value = checkHeader(h.name, render(h.value));
-    // An empty value would be dropped by nodemailer anyway; drop it here so
-    // RenderedMessage shows what is sent (e.g. an optional per-row header).
+    // An empty header says nothing (e.g. an optional per-row header left
+    // blank): drop it here, so RenderedMessage shows what is sent.
     if (value.trim() !== '') headers.push([h.name, value]);
   }
 
@@ -109,8 +109,8 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
 }
 
 /**
- * A line break in a header value would start a new header (Bcc: …) or, after
- * nodemailer's own cleanup, silently change the value. Refuse instead.
+ * A line break in a header value would start a new header (Bcc: …), or have
+ * to be altered to fit in one. Refuse instead.
  */
 function checkHeader(name: string, value: string): string {
   const brk = describeHeaderBreak(value);
