@@ -27,6 +27,8 @@ export interface CsvReadOptions {
    * (a part from splitCsv). The header is still read and checked.
    */
   range?: { readonly start: number; readonly end: number; readonly line: number };
+  /** The file holds no CR byte (hasCarriageReturn): records end at LF only. */
+  lfOnly?: boolean;
 }
 
 export type CsvRecord =
@@ -485,6 +487,7 @@ interface RowSettings {
   readonly newline: number;
   /** Byte offset where reading stops (exclusive); undefined for the end of the file. */
   readonly dataEnd: number | undefined;
+  readonly lfOnly: boolean;
 }
 
 /**
@@ -528,7 +531,7 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
       max_record_size: this.maxRecordSize,
       // CRLF and LF both end a record even when mixed in one file (rows
       // appended by another tool); a bare CR only in a file whose header used it.
-      record_delimiter: s.newline === CR ? ['\r'] : ['\r\n', '\n'],
+      record_delimiter: s.newline === CR ? ['\r'] : s.lfOnly ? ['\n'] : ['\r\n', '\n'],
     });
     this.decoder = makeDecoder(s.path, s.encoding, s.dataLine, s.newline);
   }
@@ -699,6 +702,7 @@ export async function openCsv(path: string, options: CsvReadOptions = {}): Promi
     ...header,
     ...(range === undefined ? {} : { dataStart: range.start, dataLine: range.line }),
     dataEnd: range?.end,
+    lfOnly: options.lfOnly === true && header.newline === LF,
     path,
     encoding,
     maxFieldBytes,

@@ -111,3 +111,25 @@ export async function splitCsv(
     await handle.close();
   }
 }
+
+/**
+ * Whether any CR byte follows `from`. A file without one ends every line with
+ * LF alone, and csv-parse looking for one record delimiter instead of two
+ * (CRLF or LF) parsed the bench's 1,000,000 rows ~14% faster (median of five
+ * alternated runs, 3.5 vs 4.1 s of CPU). One memchr pass: ~30 ms for 69 MB.
+ */
+export async function hasCarriageReturn(path: string, from: number): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const block = Buffer.allocUnsafe(SCAN_BLOCK_BYTES);
+    for (let offset = from; ; ) {
+      const { bytesRead } = await handle.read(block, 0, SCAN_BLOCK_BYTES, offset);
+      if (bytesRead === 0) return false;
+      const at = block.indexOf(0x0d);
+      if (at !== -1 && at < bytesRead) return true;
+      offset += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}

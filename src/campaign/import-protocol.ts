@@ -18,6 +18,8 @@ export interface ImportWorkerInput {
   readonly columns: readonly string[];
   readonly emailIndex: number;
   readonly batchSize: number;
+  /** No CR byte in the file: csv-parse need only look for LF. */
+  readonly lfOnly: boolean;
 }
 
 export type WorkerMessage =

@@ -223,6 +223,7 @@ export class PartPump {
         delimiter: this.input.delimiter,
         encoding: this.input.encoding,
         ...(this.input.maxFieldBytes === undefined ? {} : { maxFieldBytes: this.input.maxFieldBytes }),
+        lfOnly: this.input.lfOnly,
         // One part is the whole file: read it to the end, as it is now.
         ...(this.parts.length > 1 ? { range: this.parts[index] } : {}),
       });

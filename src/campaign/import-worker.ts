@@ -68,6 +68,7 @@ async function run(input: ImportWorkerInput): Promise<void> {
       encoding: input.encoding,
       ...(input.maxFieldBytes === undefined ? {} : { maxFieldBytes: input.maxFieldBytes }),
       range: part,
+      lfOnly: input.lfOnly,
     });
     for await (const batch of csv.batches()) {
       records += batch.length;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import type { Campaign, Store } from '../store/types.js';
 import { openCsv, type CsvDelimiter, type CsvEncoding, type CsvSource } from './csv-reader.js';
-import { splitCsv, type CsvPart } from './csv-split.js';
+import { hasCarriageReturn, splitCsv, type CsvPart } from './csv-split.js';
 import type { ImportWorkerInput } from './import-protocol.js';
 import { PartPump } from './import-pump.js';
 import { compileTemplate } from './template/compile.js';
@@ -171,6 +171,7 @@ export async function importCsv(
   let rejected = 0;
   const rejectedByReason: Record<string, number> = {};
   try {
+    const parts = await planParts(source, csv);
     const input: ImportWorkerInput = {
       path: source,
       delimiter: csv.delimiter,
@@ -179,10 +180,12 @@ export async function importCsv(
       columns,
       emailIndex,
       batchSize: BATCH_SIZE,
+      // Worth a pass over the file only where the file is large enough to be split.
+      lfOnly: parts.length > 1 && !(await hasCarriageReturn(source, csv.layout.dataStart)),
     };
     const pump = new PartPump(
       input,
-      await planParts(source, csv),
+      parts,
       async (rows, rejects, records) => {
         await store.insertBatch(run, rows, rejects);
         for (const r of rejects) {

@@ -102,6 +102,21 @@ describe('mailq import of a large file in parts (built CLI, real SQLite)', () =>
     expect(JSON.parse(again.stdout)).toMatchObject({ imported: 0, total: expected.records });
   });
 
+  it('reads a large file whose later rows end in CRLF (mixed line ends) without keeping a CR', () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'm.db');
+    const expected = generate();
+    // The last ~10% of the rows end in CRLF, as if appended by another tool.
+    const at = expected.text.indexOf('\n', Math.floor(expected.text.length * 0.9)) + 1;
+    const file = path.join(dir, 'mixed.csv');
+    fs.writeFileSync(file, expected.text.slice(0, at) + expected.text.slice(at).replace(/\n(?=user|not-an|$)/g, '\r\n'));
+    const r = importFile(db, file);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ imported: expected.first.size, total: expected.records });
+    expect(query<{ n: number }>(db, `SELECT count(*) AS n FROM messages WHERE vars_json LIKE '%\\r%'`)[0]?.n).toBe(0);
+    expect(query<{ n: number }>(db, `SELECT count(*) AS n FROM messages WHERE vars_json LIKE '%"pro"]'`)[0]?.n).toBe(expected.first.size);
+  });
+
   it('reports an error in a late part with its line in the whole file, and keeps nothing', () => {
     const dir = tempDir();
     const db = path.join(dir, 'm.db');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCsv, type CsvReadOptions, type CsvRecord } from '../../src/campaign/csv-reader.js';
-import { splitCsv, type CsvPart } from '../../src/campaign/csv-split.js';
+import { hasCarriageReturn, splitCsv, type CsvPart } from '../../src/campaign/csv-split.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-split-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -122,5 +122,15 @@ describe('splitCsv', () => {
   it('gives one part for a file with no data rows or a single row', async () => {
     expect(await split(write('email\nonly@example.com\n'), 4)).toHaveLength(1);
     expect(await split(write('email\n'), 4)).toEqual([{ start: 6, end: 6, line: 2 }]);
+  });
+
+  it('finds a CR anywhere after the given offset, across read blocks', async () => {
+    const lf = `email\n${'u@example.com\n'.repeat(100_000)}`;
+    expect(await hasCarriageReturn(write(lf), 0)).toBe(false);
+    expect(await hasCarriageReturn(write(`${lf}last@example.com\r\n`), 0)).toBe(true);
+    // A CR before the offset (the header's) does not count.
+    const file = write(`email\r\n${'u@example.com\n'.repeat(10)}`);
+    expect(await hasCarriageReturn(file, 0)).toBe(true);
+    expect(await hasCarriageReturn(file, 7)).toBe(false);
   });
 });
