@@ -60,6 +60,8 @@ export class PartPump {
     private readonly input: ImportWorkerInput,
     private readonly parts: readonly CsvPart[],
     private readonly onBatch: BatchHandler,
+    /** The main thread parses parts too (Store.insertsInProcess); otherwise only the worker does, when there is one. */
+    private readonly mainParses: boolean,
   ) {
     this.state = parts.map(() => 'waiting');
     const emailIndex = input.emailIndex;
@@ -87,7 +89,7 @@ export class PartPump {
           await this.readOwnSlice(this.own);
           continue;
         }
-        const index = this.take();
+        const index = this.mainParses || this.worker === undefined ? this.take() : undefined;
         if (index !== undefined) {
           await this.openOwn(index);
           continue;

@@ -194,6 +194,7 @@ export async function importCsv(
         }
         onEvent({ type: 'import-progress', records });
       },
+      store.insertsInProcess,
     );
     total = await pump.run();
     if (total === 0) {

@@ -119,6 +119,13 @@ export interface CampaignSummary {
 export interface Store extends SendStore {
   /** Where the data lives, for messages (a path or a URL without password). */
   readonly location: string;
+  /**
+   * insertBatch spends this process's CPU (SQLite), rather than waiting for a
+   * server (PostgreSQL). The import then has the main thread parse parts of
+   * the file between batches; against a server that would only delay the
+   * next batch while the server sits idle.
+   */
+  readonly insertsInProcess: boolean;
   close(): Promise<void>;
 
   getCampaign(name: string): Promise<Campaign | undefined>;

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir, templateDir } from '../helpers/cli.js';
 
 /**
@@ -151,4 +153,37 @@ describe('mailq import of a large file in parts (built CLI, real SQLite)', () =>
     expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`two-errors\\.csv:${line}: invalid UTF-8 \\(byte 0xFF at column 22\\)`));
     expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages')[0]?.n).toBe(0);
   });
+
+  it('gives the same result into PostgreSQL, where only the worker parses (the main thread waits on the server)', async () => {
+    const base = process.env['MAILQ_TEST_PG'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `mailq_parts_${randomBytes(6).toString('hex')}`;
+    pgSchemas.push(schema);
+    const dir = tempDir();
+    const expected = generate();
+    const file = path.join(dir, 'big.csv');
+    fs.writeFileSync(file, expected.text);
+    const r = importFile(`${base}?schema=${schema}`, file);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ imported: expected.first.size, rejected: expected.rejects.length, total: expected.records });
+    const c = new pg.Client({ connectionString: base });
+    await c.connect();
+    try {
+      const rows = (await c.query<{ address: string; line: number; vars_json: string }>(`SELECT address, line, vars_json FROM ${schema}.messages`)).rows;
+      const got = new Map(rows.map((m) => [m.address, { line: m.line, name: (JSON.parse(m.vars_json) as string[])[1] }]));
+      expect(got).toEqual(expected.first);
+      const rejects = (await c.query<{ line: number; reason: string }>(`SELECT line, reason FROM ${schema}.import_rejects ORDER BY line`)).rows;
+      expect(rejects).toEqual(expected.rejects);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+const pgSchemas: string[] = [];
+afterAll(async () => {
+  if (pgSchemas.length === 0) return;
+  const c = new pg.Client({ connectionString: process.env['MAILQ_TEST_PG'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
+  await c.connect();
+  for (const s of pgSchemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+  await c.end();
 });

@@ -186,6 +186,7 @@ export interface PgStoreOptions {
  */
 export class PgStore extends PgSendStore implements Store {
   readonly location: string;
+  readonly insertsInProcess = false;
   private readonly history: PgHistoryQueries;
   private readonly reports: PgReportQueries;
   private readonly importMethod: ImportMethod;

@@ -196,6 +196,7 @@ function prepare(db: Database.Database) {
 
 export class SqliteStore extends SqliteSendStore implements Store {
   readonly location: string;
+  readonly insertsInProcess = true;
   private readonly q: ReturnType<typeof prepare>;
   private importCache: { runId: number; many: Database.Statement<(string | number)[]>; one: Database.Statement<(string | number)[]> } | undefined;
   private readonly history: HistoryQueries;
