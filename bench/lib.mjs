@@ -1,7 +1,8 @@
 // Shared helpers for the benchmarks: run a command under /usr/bin/time to get
 // wall time, CPU time and peak RSS of the whole process (all threads).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 
 export function measure(cmd, args, options = {}) {
   const timeFile = `${options.tmp ?? '/tmp'}/mailq-bench-time-${process.pid}.txt`;
@@ -24,4 +25,40 @@ export function measure(cmd, args, options = {}) {
 export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Starts Postfix's smtp-sink on a free 127.0.0.1 port and waits until it
+ * accepts connections; it is stopped when this process exits.
+ */
+export async function startSmtpSink() {
+  const SINK = '/usr/sbin/smtp-sink';
+  if (!fs.existsSync(SINK)) throw new Error(`${SINK} missing: apt-get install postfix`);
+  const host = '127.0.0.1';
+  const port = await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port: p } = s.address();
+      s.close(() => resolve(p));
+    });
+  });
+  const sink = spawn(SINK, ['-u', 'nobody', '-m', '1000', `${host}:${port}`, '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = () => {
+    if (sink.exitCode === null) sink.kill('SIGTERM');
+  };
+  process.on('exit', stop);
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect(port, host, () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return { host, port, stop };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  stop();
+  throw new Error(`smtp-sink not listening on ${host}:${port}`);
 }

@@ -5,11 +5,11 @@
 // Needs /usr/sbin/smtp-sink (apt-get install postfix; the daemon is not needed).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const arg = (name, fallback) => {
@@ -18,8 +18,6 @@ const arg = (name, fallback) => {
 };
 const rows = arg('--rows', 6000);
 const HOST = '127.0.0.1';
-const SINK = '/usr/sbin/smtp-sink';
-if (!fs.existsSync(SINK)) throw new Error(`${SINK} missing: apt-get install postfix`);
 const bin = path.join(root, 'bin', 'mailq.js');
 const template = path.join(root, 'templates', 'newsletter');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-bench-fair-'));
@@ -41,17 +39,7 @@ const othersCount = others.split('\n').length - 1;
 fs.writeFileSync(path.join(tmp, 'others.csv'), header + others);
 fs.writeFileSync(path.join(tmp, 'all.csv'), header + all);
 
-const port = await new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.once('error', reject);
-  s.listen(0, HOST, () => {
-    const { port: p } = s.address();
-    s.close(() => resolve(p));
-  });
-});
-const sink = spawn(SINK, ['-u', 'nobody', '-m', '1000', `${HOST}:${port}`, '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
-process.on('exit', () => sink.exitCode === null && sink.kill('SIGTERM'));
-await new Promise((r) => setTimeout(r, 500));
+const { port, stop: stopSink } = await startSmtpSink();
 
 const common = ['--transport', `smtp://${HOST}:${port}`, '--yes', '--no-tui', '--domain-rate', 'big.example.com=10/s'];
 
@@ -102,6 +90,6 @@ try {
   console.log(`| next to the throttled domain | ${mixed.toFixed(2)} | ${Math.round(othersCount / mixed)} |`);
   console.log(`fairness: other domains' throughput ratio ${(ratio * 100).toFixed(1)}% (target >= 90%)`);
 } finally {
-  sink.kill('SIGTERM');
+  stopSink();
   fs.rmSync(tmp, { recursive: true, force: true });
 }

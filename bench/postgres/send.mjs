@@ -22,11 +22,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const arg = (name, fallback) => {
@@ -38,7 +38,6 @@ const microRows = arg('--micro-rows', 5_000);
 const skipSend = process.argv.includes('--skip-send');
 const base = process.env.MAILQ_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const HOST = '127.0.0.1';
-const SINK = '/usr/sbin/smtp-sink';
 const bin = path.join(root, 'bin', 'mailq.js');
 const template = path.join(root, 'templates', 'newsletter');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-bench-pg-send-'));
@@ -95,31 +94,6 @@ function writeCsv(n) {
   for (let i = 0; i < n; i++) buf += `user${i}@d${i % 50}.example.com,First${i},Last${i},${plans[i % 3]},City ${i % 1000}\n`;
   fs.writeFileSync(csv, buf);
   return csv;
-}
-
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-async function waitListening(port) {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, HOST, () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`smtp-sink not listening on ${HOST}:${port}`);
 }
 
 /** Runs a command under /usr/bin/time without blocking: resolves with its user+sys CPU ms. */
@@ -254,11 +228,9 @@ try {
   }
   const results = [];
   if (!skipSend) {
-    if (!fs.existsSync(SINK)) throw new Error(`${SINK} missing: apt-get install postfix`);
     const csv = writeCsv(rows);
-    const port = await freePort();
-    sink = spawn(SINK, ['-u', 'nobody', '-m', '1000', `${HOST}:${port}`, '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await waitListening(port);
+    sink = await startSmtpSink();
+    const port = sink.port;
 
     const sqliteDb = path.join(tmp, 'bench.db');
     importInto(sqliteDb, csv);
@@ -297,7 +269,7 @@ try {
   await row('lease + outcome `sent` (messages per s)', (loc, n) => leaseBench(loc, n, true));
   await row('takeTokens on one key (grants per s)', (loc, n) => grantBench(loc, n));
 } finally {
-  if (sink !== undefined && sink.exitCode === null) sink.kill('SIGTERM');
+  sink?.stop();
   for (const s of schemas) await sql(`DROP SCHEMA IF EXISTS ${s} CASCADE`).catch(() => undefined);
   fs.rmSync(tmp, { recursive: true, force: true });
 }

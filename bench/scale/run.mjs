@@ -4,13 +4,11 @@
 // rate does not fall as the table fills or drains.
 //   node bench/scale/run.mjs [--rows 1000000]
 // Needs /usr/sbin/smtp-sink (apt-get install postfix; the daemon is not needed).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure } from '../lib.mjs';
+import { measure, startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const arg = (name, fallback) => {
@@ -19,8 +17,6 @@ const arg = (name, fallback) => {
 };
 const rows = arg('--rows', 1_000_000);
 const HOST = '127.0.0.1';
-const SINK = '/usr/sbin/smtp-sink';
-if (!fs.existsSync(SINK)) throw new Error(`${SINK} missing: apt-get install postfix`);
 
 const bin = path.join(root, 'bin', 'mailq.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-bench-scale-'));
@@ -41,17 +37,7 @@ const csv = path.join(tmp, 'scale.csv');
   fs.closeSync(fd);
 }
 
-const port = await new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.once('error', reject);
-  s.listen(0, HOST, () => {
-    const { port: p } = s.address();
-    s.close(() => resolve(p));
-  });
-});
-const sink = spawn(SINK, ['-u', 'nobody', '-m', '1000', `${HOST}:${port}`, '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
-process.on('exit', () => sink.exitCode === null && sink.kill('SIGTERM'));
-await new Promise((r) => setTimeout(r, 500));
+const { port, stop: stopSink } = await startSmtpSink();
 
 try {
   const db = path.join(tmp, 'scale.db');
@@ -84,6 +70,6 @@ try {
   for (let d = 0; d < 10; d++) deciles.push(Math.round(tenth / ((timeAt((d + 1) * tenth) - timeAt(d * tenth)) / 1000)));
   console.log(`msg/s by decile: ${deciles.join(', ')}`);
 } finally {
-  sink.kill('SIGTERM');
+  stopSink();
   fs.rmSync(tmp, { recursive: true, force: true });
 }

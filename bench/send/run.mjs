@@ -5,13 +5,12 @@
 //   node bench/send/run.mjs [--rows 20000]
 // Needs /usr/sbin/smtp-sink and /usr/sbin/smtp-source (apt-get install postfix;
 // the postfix daemon is not needed). Loopback only.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure } from '../lib.mjs';
+import { measure, startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const arg = (name, fallback) => {
@@ -20,9 +19,8 @@ const arg = (name, fallback) => {
 };
 const rows = arg('--rows', 20_000);
 const HOST = '127.0.0.1';
-const SINK = '/usr/sbin/smtp-sink';
 const SOURCE = '/usr/sbin/smtp-source';
-for (const f of [SINK, SOURCE]) if (!fs.existsSync(f)) throw new Error(`${f} missing: apt-get install postfix`);
+for (const f of [SOURCE]) if (!fs.existsSync(f)) throw new Error(`${f} missing: apt-get install postfix`);
 
 const bin = path.join(root, 'bin', 'mailq.js');
 const template = path.join(root, 'templates', 'newsletter');
@@ -38,40 +36,10 @@ const csv = path.join(tmp, `send-${rows}.csv`);
   fs.writeFileSync(csv, buf);
 }
 
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const waitListening = async (port) => {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, HOST, () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`smtp-sink not listening on ${HOST}:${port}`);
-};
-
-const port = await freePort();
-const sink = spawn(SINK, ['-u', 'nobody', '-m', '1000', `${HOST}:${port}`, '1000'], { stdio: ['ignore', 'ignore', 'inherit'] });
-const stopSink = () => {
-  if (sink.exitCode === null) sink.kill('SIGTERM');
-};
-process.on('exit', stopSink);
+const { port, stop: stopSink } = await startSmtpSink();
 
 const results = [];
 try {
-  await waitListening(port);
   const plainScript = path.join(root, 'bench', 'send', 'plain-nodemailer.mjs');
   // Size of one rendered message (headers + multipart text/html), for smtp-source -l.
   const msgBytes = Number(spawnSync(process.execPath, [plainScript, csv, template, HOST, String(port), '--size'], { encoding: 'utf8' }).stdout.trim());
