@@ -1,10 +1,10 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { RecipientInsert, RejectInsert } from '../store/types.js';
-import { openCsv, type CsvRecord } from './csv-reader.js';
+import type { CsvRecord } from './csv-reader.js';
 import type { CsvPart } from './csv-split.js';
 import { RowPacker, unpackRows, type ImportWorkerInput, type MainMessage, type WorkerMessage } from './import-protocol.js';
-import { takeRecords, type RowSink } from './import-rows.js';
+import { openPart, takeRecords, type RowSink } from './import-rows.js';
 
 /** Called with each batch, one at a time, and the records read so far. */
 export type BatchHandler = (rows: Iterable<RecipientInsert>, rejects: readonly RejectInsert[], records: number) => Promise<void>;
@@ -221,14 +221,8 @@ export class PartPump {
 
   private async openOwn(index: number): Promise<void> {
     try {
-      const csv = await openCsv(this.input.path, {
-        delimiter: this.input.delimiter,
-        encoding: this.input.encoding,
-        ...(this.input.maxFieldBytes === undefined ? {} : { maxFieldBytes: this.input.maxFieldBytes }),
-        lfOnly: this.input.lfOnly,
-        // One part is the whole file: read it to the end, as it is now.
-        ...(this.parts.length > 1 ? { range: this.parts[index] } : {}),
-      });
+      // One part is the whole file: read it to the end, as it is now.
+      const csv = await openPart(this.input, this.parts.length > 1 ? this.parts[index] : undefined);
       this.own = { index, batches: csv.batches()[Symbol.asyncIterator]() };
     } catch (err) {
       this.fail(index, err);

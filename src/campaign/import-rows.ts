@@ -1,6 +1,8 @@
 import type { RejectInsert } from '../store/types.js';
 import { normalizeAddress } from './address.js';
-import type { CsvRecord } from './csv-reader.js';
+import { openCsv, type CsvRecord, type CsvSource } from './csv-reader.js';
+import type { CsvPart } from './csv-split.js';
+import type { ImportWorkerInput } from './import-protocol.js';
 
 /** A rejected cell or ragged line is kept verbatim up to this many characters. */
 const MAX_RAW_CHARS = 1000;
@@ -36,4 +38,15 @@ export function takeRecords(records: readonly CsvRecord[], emailIndex: number, s
     if (address.ok) sink.row(record.line, address.address, address.key, address.domain, fields);
     else sink.reject({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
   }
+}
+
+/** Opens one part of the import's file (the whole file when `part` is undefined), on either thread. */
+export function openPart(input: ImportWorkerInput, part: CsvPart | undefined): Promise<CsvSource> {
+  return openCsv(input.path, {
+    delimiter: input.delimiter,
+    encoding: input.encoding,
+    ...(input.maxFieldBytes === undefined ? {} : { maxFieldBytes: input.maxFieldBytes }),
+    ...(part === undefined ? {} : { range: part }),
+    lfOnly: input.lfOnly,
+  });
 }

@@ -1,10 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { InputError, isMailqError } from '../errors.js';
 import type { RejectInsert } from '../store/types.js';
-import { openCsv } from './csv-reader.js';
 import type { CsvPart } from './csv-split.js';
 import { RowPacker, type ImportWorkerInput, type MainMessage, type WorkerMessage } from './import-protocol.js';
-import { takeRecords } from './import-rows.js';
+import { openPart, takeRecords } from './import-rows.js';
 
 /**
  * Batches posted but not yet inserted (1.6 MB each). Three: the main thread
@@ -63,13 +62,7 @@ async function run(input: ImportWorkerInput): Promise<void> {
   };
 
   for (let part = await nextPart(); part !== undefined; part = await nextPart()) {
-    const csv = await openCsv(input.path, {
-      delimiter: input.delimiter,
-      encoding: input.encoding,
-      ...(input.maxFieldBytes === undefined ? {} : { maxFieldBytes: input.maxFieldBytes }),
-      range: part,
-      lfOnly: input.lfOnly,
-    });
+    const csv = await openPart(input, part);
     for await (const batch of csv.batches()) {
       records += batch.length;
       batched += batch.length;
