@@ -214,6 +214,7 @@ export class SqliteStore extends SqliteSendStore implements Store {
   close(): Promise<void> {
     return this.op(() => {
       if (this.db.open) this.group.flush();
+      this.group.close();
       if (this.db.open) this.db.close();
     });
   }
