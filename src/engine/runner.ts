@@ -38,6 +38,13 @@ export interface RunnerConfig {
   readonly owner: string;
   /** SMTP transactions in flight. */
   readonly concurrency: number;
+  /**
+   * Messages leased and composed ahead of a free connection (the transport
+   * caps its connections): a connection that finishes a message starts the
+   * next at once instead of idling through the outcome's commit, the next
+   * lease's commit and its composing (bench/README.md).
+   */
+  readonly ahead: number;
   /** Longer than the longest SMTP attempt, so a live attempt never loses its row. */
   readonly leaseMs: number;
   /** Stop after this many messages were attempted (rehearsals, canaries). */
@@ -91,6 +98,9 @@ export class Runner {
   private readonly coordinator: Coordinator;
   /** Leases lost to another run between dueIds and lease: other runs are sending this campaign. */
   private leaseMisses = 0;
+  /** Messages on the wire (at most `concurrency`), and the composed ones waiting for a turn, oldest first. */
+  private onWire = 0;
+  private readonly wireQueue: (() => void)[] = [];
 
   constructor(deps: RunnerDeps, config: RunnerConfig) {
     this.deps = deps;
@@ -285,7 +295,7 @@ export class Runner {
       // share one commit (store group commit) instead of one each in turn.
       const picks: { domain: string; id: number }[] = [];
       const room = (): boolean =>
-        this.inFlight + picks.length < this.config.concurrency &&
+        this.inFlight + picks.length < this.config.concurrency + this.config.ahead &&
         (this.config.limit === undefined || this.attempted + picks.length < this.config.limit);
       while (room() && this.stop === undefined && !this.paused) {
         const picked = await this.pick();
@@ -310,7 +320,7 @@ export class Runner {
         this.launch(leased);
       });
       if (picks.length > 0 && started === 0) continue;
-      if (started > 0 || this.inFlight >= this.config.concurrency) {
+      if (started > 0 || this.inFlight >= this.config.concurrency + this.config.ahead) {
         await this.sleep(MAX_IDLE_MS);
         continue;
       }
@@ -412,7 +422,20 @@ export class Runner {
       if (ok) emit({ type: 'message-failed', at: now(), line: m.line, domain: m.domain, category: 'render', reason: composed.reason, code: undefined, reply: composed.message });
       return;
     }
-    const result = await transport.send({ from: composed.envelopeFrom, to: m.address, raw: composed.raw, messageId: composed.messageId });
+    await this.takeWire();
+    if (this.stop !== undefined || this.paused || this.deps.throttle.status(m.domain).kind === 'paused') {
+      // Leased ahead and never sent: hand it back untouched (a stop, the operator's pause, or its domain paused meanwhile).
+      this.freeWire();
+      if (!(await this.deps.store.unlease(m.id, m.attemptId, now()))) emit({ type: 'lease-lost', at: now(), line: m.line });
+      return;
+    }
+    let result: TransportResult;
+    try {
+      result = await transport.send({ from: composed.envelopeFrom, to: m.address, raw: composed.raw, messageId: composed.messageId });
+    } catch (err) {
+      this.freeWire();
+      throw err;
+    }
     const c = result.ok
       ? classify({ stage: 'body', code: result.code, reply: result.reply, bodyWritten: true })
       : classify({
@@ -422,7 +445,25 @@ export class Runner {
           ...(result.errorCode === undefined ? {} : { errorCode: result.errorCode }),
           bodyWritten: result.bodyWritten,
         });
-    await this.commit(m, startedAt, c, result, composed.messageId);
+    // The next message goes on the wire while this outcome commits, once
+    // this reply has had its say (a breaker, a fatal reply or a throttle
+    // stops or holds back the messages waiting).
+    await this.commit(m, startedAt, c, result, composed.messageId, () => this.freeWire());
+  }
+
+  private takeWire(): Promise<void> {
+    if (this.onWire < this.config.concurrency) {
+      this.onWire++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.wireQueue.push(resolve));
+  }
+
+  /** Passes the turn straight to the oldest waiter, so the count never dips and lets a newer message jump the queue. */
+  private freeWire(): void {
+    const next = this.wireQueue.shift();
+    if (next !== undefined) next();
+    else this.onWire--;
   }
 
   private async commit(
@@ -431,6 +472,7 @@ export class Runner {
     c: Classification,
     result: TransportResult,
     smtpMessageId: string,
+    decided: () => void = () => undefined,
   ): Promise<void> {
     const { now, store, emit, throttle, random } = this.deps;
     const finishedAt = now();
@@ -444,7 +486,7 @@ export class Runner {
       decision = { next: { state: 'released', nextAttemptAt: finishedAt }, flagPossibleDuplicate: result.bodyWritten, action: { kind: 'none' } };
     }
     const flag = decision.flagPossibleDuplicate || (m.possibleDuplicate && decision.next.state === 'sent');
-    const won = await store.recordOutcome({
+    const written = store.recordOutcome({
       messageId: m.id,
       attemptId: m.attemptId,
       runOwner: this.config.owner,
@@ -460,24 +502,29 @@ export class Runner {
       flagPossibleDuplicate: flag,
       next: decision.next,
     });
-    if (!won) {
+    const next = decision.next;
+    // What the reply tells about its domain and the run holds whether or not
+    // this attempt still owns the row: it is acted on before the commit.
+    if (next.state === 'sent') {
+      throttle.onSuccess(m.domain);
+      this.consecutive = { cause: '', count: 0 };
+    }
+    this.act(m.domain, decision, c, result);
+    decided();
+    if (!(await written)) {
       emit({ type: 'lease-lost', at: finishedAt, line: m.line });
       return;
     }
-    const next = decision.next;
     const reply = result.reply;
     const code = result.code;
     if (next.state === 'sent') {
-      throttle.onSuccess(m.domain);
       this.coordinator.noteSent(finishedAt);
-      this.consecutive = { cause: '', count: 0 };
       emit({ type: 'message-sent', at: finishedAt, line: m.line, domain: m.domain, latencyMs: finishedAt - startedAt, possibleDuplicate: flag || m.possibleDuplicate });
     } else if (next.state === 'deferred') {
       emit({ type: 'message-deferred', at: finishedAt, line: m.line, domain: m.domain, category: c.category, code, reply, retryAt: next.nextAttemptAt });
     } else if (next.state === 'failed') {
       emit({ type: 'message-failed', at: finishedAt, line: m.line, domain: m.domain, category: c.category, reason: next.reason, code, reply });
     }
-    this.act(m.domain, decision, c, result);
   }
 
   private act(domain: string, decision: Decision, c: Classification, result: TransportResult): void {

@@ -323,6 +323,13 @@ export interface SendStore {
   nextDueAt(campaignId: number): Promise<number | undefined>;
   /** Applies an outcome if this attempt still owns the row; false (changing nothing) when it lost the lease. */
   recordOutcome(update: OutcomeUpdate): Promise<boolean>;
+  /**
+   * Hands back a leased message that never went on the wire (the run stopped,
+   * or its domain paused, while it waited for a connection): back to queued,
+   * or deferred if it has attempts, due as before; its last reply and flags
+   * stay. False, changing nothing, when this attempt no longer owns the row.
+   */
+  unlease(messageId: number, attemptId: string, now: number): Promise<boolean>;
   countPossibleDuplicates(campaignId: number): Promise<number>;
   listFailures(campaignId: number): AsyncIterable<FailureRow>;
 

@@ -95,6 +95,26 @@ export function sendStoreContract(name: string, fresh: () => Promise<Store>): vo
       await store.close();
     });
 
+    it('unlease hands a never-sent message back as it was, and only for the attempt holding it', async () => {
+      const { store, campaignId } = await seeded();
+      const [id] = await store.dueIds(campaignId, 'b.test', 1000, 1);
+      await store.lease(id as number, 'run-1', 'att-1', 1000, 60_000);
+      await store.recordOutcome(outcome(id as number, 'att-1', { state: 'deferred', nextAttemptAt: 2000, countsAttempt: true }, { category: 'retry', code: 451 }));
+      await store.lease(id as number, 'run-1', 'att-2', 2000, 60_000);
+      expect(await store.unlease(id as number, 'att-1', 2001)).toBe(false);
+      expect((await store.countByState(campaignId)).sending).toBe(1);
+      expect(await store.unlease(id as number, 'att-2', 2001)).toBe(true);
+      expect(await store.unlease(id as number, 'att-2', 2001)).toBe(false);
+      const counts = await store.countByState(campaignId);
+      expect(counts).toMatchObject({ sending: 0, deferred: 1, queued: 2 });
+      // Due as before: the next lease sees the one real attempt and no duplicate flag.
+      expect(await store.dueIds(campaignId, 'b.test', 2000, 10)).toContain(id);
+      const again = await store.lease(id as number, 'run-1', 'att-3', 2000, 60_000);
+      expect(again?.attempts).toBe(1);
+      expect(again?.possibleDuplicate).toBe(false);
+      await store.close();
+    });
+
     it('fails into the failures table with the verbatim reply, and suppresses bad recipients', async () => {
       const { store, campaignId } = await seeded();
       const [id] = await store.dueIds(campaignId, 'b.test', 1000, 1);

@@ -44,7 +44,7 @@ function scripted(replies: TransportResult[], sent: string[], delayMs = 0): Tran
   };
 }
 
-function runnerFor(store: SqliteStore, campaign: Awaited<ReturnType<SqliteStore['createCampaign']>>, transport: Transport, events: EngineEvent[]): Runner {
+function runnerFor(store: SqliteStore, campaign: Awaited<ReturnType<SqliteStore['createCampaign']>>, transport: Transport, events: EngineEvent[], ahead = 0): Runner {
   // Recovery in one step 30 ms after the halving, so the domain opens again within the run.
   const throttle = new Throttle(defaultThrottleConfig(), Date.now, { coolDownMs: 30, recoveryIntervalMs: 1, recoveryStep: 1 });
   return new Runner(
@@ -61,6 +61,7 @@ function runnerFor(store: SqliteStore, campaign: Awaited<ReturnType<SqliteStore[
       campaign,
       owner: 'test:1',
       concurrency: 2,
+      ahead,
       leaseMs: 60_000,
       limit: undefined,
       policy: { maxAttempts: 5, maxAgeMs: 3_600_000, backoff: { ...defaultBackoff, initialMs: 10, maxMs: 20 }, resendAmbiguous: true, throttleDelayMs: 10 },
@@ -112,6 +113,44 @@ describe('runner events', () => {
     const types = events.map((e) => e.type);
     expect(types.indexOf('leasing-resumed')).toBeGreaterThan(types.indexOf('leasing-paused'));
     expect(types.filter((t) => t === 'leasing-paused')).toHaveLength(1);
+    await store.close();
+  });
+
+  it('leases and composes messages ahead of the connections, never more than `concurrency` on the wire, and hands the waiting ones back on a stop', async () => {
+    const { store, campaign } = await campaignOf(40);
+    await store.startRun(campaign.id, { owner: 'test:1', host: os.hostname(), pid: process.pid, settingsJson: '{}' });
+    const events: EngineEvent[] = [];
+    let onWire = 0;
+    let maxOnWire = 0;
+    let maxLeased = 0;
+    let sends = 0;
+    const held: { runner?: Runner } = {};
+    const transport: Transport = {
+      ...scripted([], []),
+      send: async () => {
+        onWire++;
+        sends++;
+        maxOnWire = Math.max(maxOnWire, onWire);
+        maxLeased = Math.max(maxLeased, (await store.countByState(campaign.id)).sending);
+        await new Promise((r) => setTimeout(r, 5));
+        onWire--;
+        // A stop while two messages wait, leased and composed, for the wire.
+        if (sends === 10) held.runner?.requestStop('signal', 'stop');
+        return { ok: true, code: 250, reply: '250 2.0.0 ok' };
+      },
+    };
+    held.runner = runnerFor(store, campaign, transport, events, 2);
+    const outcome = await held.runner.run();
+    expect(outcome).toMatchObject({ kind: 'stopped', reason: 'signal' });
+    expect(maxOnWire).toBe(2);
+    // 2 on the wire and 2 waiting: the connections never wait for a lease or a compose.
+    expect(maxLeased).toBe(4);
+    const counts = await store.countByState(campaign.id);
+    // What went out is sent; the messages waiting at the stop are back in the queue, not sent, not flagged.
+    expect(counts).toMatchObject({ sent: sends, sending: 0, queued: 40 - sends });
+    // The 10th and at most one more were on the wire when the stop came; the two waiting never went out.
+    expect(sends).toBeLessThanOrEqual(11);
+    expect(await store.countPossibleDuplicates(campaign.id)).toBe(0);
     await store.close();
   });
 });

@@ -127,6 +127,12 @@ const S = {
   // The whole outcome in one statement (one round trip, atomic): the guarded
   // update, then from its RETURNING the attempts log row, the dead-letter row
   // or its removal, and the suppression. Nothing happens when the guard fails.
+  unlease: statement(
+    'unlease',
+    `UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = $3::bigint
+     WHERE id = $1::bigint AND state = 'sending' AND attempt_id = $2::text`,
+  ),
   outcome: statement(
     'outcome',
     `WITH upd AS (
@@ -268,6 +274,10 @@ export class PgSendStore implements SendStore {
 
   async nextDueAt(campaignId: number): Promise<number | undefined> {
     return (await this.db.one<{ at: number | null }>(S.nextDue, [campaignId]))?.at ?? undefined;
+  }
+
+  async unlease(messageId: number, attemptId: string, now: number): Promise<boolean> {
+    return (await this.db.count(S.unlease, [messageId, attemptId, now])) > 0;
   }
 
   async recordOutcome(u: OutcomeUpdate): Promise<boolean> {

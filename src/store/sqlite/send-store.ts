@@ -117,6 +117,11 @@ function prepareSend(db: Database.Database) {
          possible_duplicate = possible_duplicate OR @dup
        WHERE id = @id AND state = 'sending' AND attempt_id = @attempt`,
     ),
+    unlease: db.prepare<{ id: number; attempt: string; now: number }>(
+      `UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,
+         lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
+       WHERE id = @id AND state = 'sending' AND attempt_id = @attempt`,
+    ),
     releasedState: db.prepare<[number], { state: string }>(
       `SELECT CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END AS state FROM messages WHERE id = ?`,
     ),
@@ -358,6 +363,10 @@ export class SqliteSendStore implements SendStore {
       }
       return true;
     });
+  }
+
+  unlease(messageId: number, attemptId: string, now: number): Promise<boolean> {
+    return this.group.submit(() => this.s.unlease.run({ id: messageId, attempt: attemptId, now }).changes > 0);
   }
 
   countPossibleDuplicates(campaignId: number): Promise<number> {
