@@ -19,7 +19,7 @@ export function measure(cmd, args, options = {}) {
   }
   const [, user, sys, maxKb] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   fs.rmSync(timeFile, { force: true });
-  return { wallMs, cpuMs: (user + sys) * 1000, peakRssMb: maxKb / 1024, stdout: r.stdout };
+  return { wallMs, userMs: user * 1000, sysMs: sys * 1000, cpuMs: (user + sys) * 1000, peakRssMb: maxKb / 1024, stdout: r.stdout };
 }
 
 export function median(values) {
