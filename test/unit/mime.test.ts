@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import path from 'node:path';
 import { InputError } from '../../src/errors.js';
 import { decodeWords } from '../helpers/mime.js';
-import { buildMessage, buildMime, messageIdFor } from '../../src/campaign/mime.js';
+import { buildMessage, buildMime, messageIdFor, senderBlockStats } from '../../src/campaign/mime.js';
 import { loadTemplateDir } from '../../src/campaign/template/snapshot.js';
 import { compileTemplate } from '../../src/campaign/template/compile.js';
 import { renderMessage, type RenderedMessage } from '../../src/campaign/template/render.js';
@@ -124,6 +124,35 @@ describe('buildMime', () => {
     expect(headerValues(raw, 'To')).toEqual(['bob@example.com']);
     expect(headerValues(raw, 'List-Unsubscribe')).toEqual(['<mailto:unsub@acme.test?subject=unsubscribe%20bob%40example.com>']);
     expect(headerValues(raw, 'Content-Type')[0]).toMatch(/^multipart\/alternative/);
+  });
+});
+
+describe('the sender block, built once and reused', () => {
+  it('reuses From, Reply-To and template headers while they stay the same, and rebuilds when one changes', () => {
+    const before = senderBlockStats();
+    const a = buildMessage(message, 'a@example.com', MSGID, DATE);
+    const b = buildMessage({ ...message, subject: 'Other', text: 'Other' }, 'b@example.com', MSGID, DATE);
+    const mid = senderBlockStats();
+    // The first may or may not hit what an earlier test left; the second must reuse it.
+    expect(mid.reused).toBeGreaterThan(before.reused);
+    const rawB = b.raw.toString('utf8');
+    expect(headerValues(rawB, 'To')).toEqual(['b@example.com']);
+    expect(headerValues(rawB, 'Subject')).toEqual(['Other']);
+    expect(headerValues(rawB, 'From')).toEqual(headerValues(a.raw.toString('utf8'), 'From'));
+    expect(b.envelope.from).toBe('news@acme.test');
+
+    // Any change is seen: a new From, a new header value, a Reply-To gone.
+    const c = buildMessage({ ...message, from: 'Other Sender <other@acme.test>' }, 'c@example.com', MSGID, DATE);
+    expect(headerValues(c.raw.toString('utf8'), 'From')).toEqual(['Other Sender <other@acme.test>']);
+    expect(c.envelope.from).toBe('other@acme.test');
+    const d = buildMessage({ ...message, headers: [['List-Unsubscribe', '<mailto:other@acme.test>']] }, 'd@example.com', MSGID, DATE);
+    expect(headerValues(d.raw.toString('utf8'), 'List-Unsubscribe')).toEqual(['<mailto:other@acme.test>']);
+    const e = buildMessage({ ...message, replyTo: undefined }, 'e@example.com', MSGID, DATE);
+    expect(headerValues(e.raw.toString('utf8'), 'Reply-To')).toEqual([]);
+    expect(senderBlockStats().built - mid.built).toBe(3);
+    // A bad From after a good one is refused, never served from the last good block.
+    expect(() => buildMessage({ ...message, replyTo: undefined, from: 'a@x.test, b@y.test' }, 'f@example.com', MSGID, DATE)).toThrow(InputError);
+    expect(() => buildMessage({ ...message, subject: 'line\r\nBcc: x@y.test' }, 'g@example.com', MSGID, DATE)).toThrow(/Subject/);
   });
 });
 
