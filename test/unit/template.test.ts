@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
-import { Parser } from 'liquidjs';
+import { Liquid, Parser } from 'liquidjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -278,6 +278,25 @@ describe('compiled once, rendered many times', () => {
       expect(parse).not.toHaveBeenCalled();
     } finally {
       parse.mockRestore();
+    }
+  });
+
+  it('renders a fixed From and Reply-To once for all recipients: per recipient only the parts with Liquid in them', async () => {
+    const c = compileTemplate(await loadTemplateDir(NEWSLETTER));
+    expect(c.from.constant).toBe('Acme News <news@acme.test>');
+    expect(c.replyTo?.constant).toBe('Acme Support <support@acme.test>');
+    expect(c.headers[0]?.value.constant).toBeUndefined(); // List-Unsubscribe uses {{ email }}
+    const renders = vi.spyOn(Liquid.prototype, 'renderSync');
+    try {
+      for (let i = 0; i < 5; i++) {
+        const m = ok(await renderMessage(c, { ...demoRow, first_name: `Bob${i}` }));
+        expect(m.from).toBe('Acme News <news@acme.test>');
+        expect(m.replyTo).toBe('Acme Support <support@acme.test>');
+      }
+      // subject, html, text and the List-Unsubscribe header: 4 a recipient.
+      expect(renders).toHaveBeenCalledTimes(20);
+    } finally {
+      renders.mockRestore();
     }
   });
 
@@ -567,6 +586,8 @@ describe('header injection', () => {
     expect(f.reason).toBe('render-error');
     expect(f.message).toMatch(/From .* holds 2 addresses/);
     expect(ok(await renderMessage(c, { sender: 'Ann <a@acme.test>' })).from).toBe('Ann <a@acme.test>');
+    // After a good From, a bad one is still checked, not taken for the last good one.
+    expect(fail(await renderMessage(c, { sender: 'Ann <a@acme.test>, b@acme.test' })).message).toMatch(/From .* holds 2 addresses/);
   });
 });
 

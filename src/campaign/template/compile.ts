@@ -47,6 +47,12 @@ export interface CompiledPart {
   readonly label: string;
   readonly engine: Liquid;
   readonly templates: Template[];
+  /**
+   * The output when the source has no Liquid tag or output at all (a fixed
+   * From, Reply-To or header, as most are): the same for every recipient,
+   * so it is not rendered again for each.
+   */
+  readonly constant: string | undefined;
 }
 
 export interface CompiledHeader {
@@ -82,7 +88,8 @@ export function compileTemplate(s: TemplateSnapshot, limits?: Partial<RenderLimi
   const add = (label: string, source: string | undefined, engine: Liquid): CompiledPart | undefined => {
     if (source === undefined) return undefined;
     sources.push({ label, source, engine });
-    return { label, engine, templates: parseOrThrow(engine, source, label) };
+    const constant = source.includes('{{') || source.includes('{%') ? undefined : source;
+    return { label, engine, templates: parseOrThrow(engine, source, label), constant };
   };
   const subject = add(SUBJECT_FILE, s.files[SUBJECT_FILE], engines.plain);
   const html = add(HTML_FILE, s.files[HTML_FILE], engines.html);

@@ -42,6 +42,9 @@ export async function renderMessage(c: CompiledTemplate, vars: Readonly<Record<s
   }
 }
 
+/** The last From and Reply-To that parsed: usually the same for every recipient, so not parsed again. */
+const lastGood: { from: string | undefined; replyTo: string | undefined } = { from: undefined, replyTo: undefined };
+
 function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>): RenderedMessage {
   const { limits } = c;
   // Null prototype: names like "constructor" must be undefined, not Object's.
@@ -54,6 +57,7 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
   });
   let bytes = 0;
   const render = (part: CompiledPart): string => {
+    if (part.constant !== undefined) return counted(part, part.constant);
     // Recipient data goes in as *globals*, which liquidjs also exposes inside
     // `{% render %}` partials (they are isolated from the caller's assigns,
     // not from globals). That matches the static analysis, which counts a
@@ -62,7 +66,9 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
       renderLimit: budget.renderLimit, memoryLimit: budget.memoryLimit, liquid: part.engine,
     });
     const out: unknown = part.engine.renderSync(part.templates, ctx);
-    const s = typeof out === 'string' ? out : String(out);
+    return counted(part, typeof out === 'string' ? out : String(out));
+  };
+  const counted = (part: CompiledPart, s: string): string => {
     bytes += Buffer.byteLength(s, 'utf8');
     if (bytes > limits.maxOutputBytes) {
       throw new RenderFailure('output-too-large', `rendered message exceeds ${formatBytes(limits.maxOutputBytes)} (limit maxOutputBytes) at ${part.label}`);
@@ -83,13 +89,17 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
     if (value.trim() !== '') headers.push([h.name, value]);
   }
 
-  const fromCheck = parseSingleMailbox(from);
-  if (!fromCheck.ok) throw new RenderFailure('render-error', `rendered From ${JSON.stringify(from)} ${fromCheck.problem}`);
+  if (from !== lastGood.from) {
+    const fromCheck = parseSingleMailbox(from);
+    if (!fromCheck.ok) throw new RenderFailure('render-error', `rendered From ${JSON.stringify(from)} ${fromCheck.problem}`);
+    lastGood.from = from;
+  }
   // An optional column may leave Reply-To empty for some rows: then omit it.
   const replyTo = replyToRaw === undefined || replyToRaw.trim() === '' ? undefined : replyToRaw;
-  if (replyTo !== undefined) {
+  if (replyTo !== undefined && replyTo !== lastGood.replyTo) {
     const r = parseMailboxes(replyTo);
     if (!r.ok) throw new RenderFailure('render-error', `rendered Reply-To ${JSON.stringify(replyTo)} ${r.problem}`);
+    lastGood.replyTo = replyTo;
   }
 
   const html = c.html === undefined ? undefined : render(c.html);
