@@ -281,7 +281,7 @@ function sendOptions(cmd: Command): Command {
     .option('-y, --yes', 'do not ask for confirmation (required without a TTY above 1,000 messages)')
     .option('--json', 'NDJSON events on stdout')
     .option('--no-tui', 'no live dashboard; plain lines on stderr')
-    .option('--threads <n>', 'render and MIME-build on this many worker threads; 0 on the main thread (env MAILQ_THREADS; default: one per core)')
+    .option('--threads <n>', 'render and MIME-build on this many worker threads; 0 on the main thread (env MAILQ_THREADS; default: one per core beside the main thread)')
     .option('--metrics-port <port>', 'Prometheus endpoint on 127.0.0.1:<port>/metrics while sending; 0 picks a free port (env MAILQ_METRICS_PORT)');
 }
 

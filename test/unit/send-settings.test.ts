@@ -19,6 +19,13 @@ describe('send settings: flags > environment > config file > defaults', () => {
     expect(s.backoff).toEqual({ initialMs: 60_000, maxMs: 40 * 60_000 });
   });
 
+  it('composes on one thread per core but the main thread\'s by default; --threads and MAILQ_THREADS override', () => {
+    expect(resolveSendSettings({}, {}, dir()).threads).toBe(Math.max(0, os.availableParallelism() - 1));
+    expect(resolveSendSettings({ threads: '3' }, {}, dir()).threads).toBe(3);
+    expect(resolveSendSettings({}, { MAILQ_THREADS: '0' }, dir()).threads).toBe(0);
+    expect(() => resolveSendSettings({ threads: '65' }, {}, dir())).toThrow(/--threads must be a whole number from 0 to 64/);
+  });
+
   it('reads mailq.config.json, then environment over it, then flags over both', () => {
     const cwd = dir({ 'mailq.config.json': JSON.stringify({ transport: 'smtp://file.test:25', concurrency: 3, maxAge: '1h', domainRate: ['a.test=5/s:2'] }) });
     const file = resolveSendSettings({}, {}, cwd);
