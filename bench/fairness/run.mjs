@@ -1,7 +1,7 @@
 // bench/fairness: 60% of the recipients on one domain throttled to 10/s, 40%
 // spread over 40 other domains. The other domains' throughput next to the
 // throttled one, as a ratio of their throughput in a run without it.
-//   node bench/fairness/run.mjs [--rows 6000]
+//   node bench/fairness/run.mjs [--rows 20000]
 // Needs /usr/sbin/smtp-sink (apt-get install postfix; the daemon is not needed).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const rows = arg('--rows', 6000);
+const rows = arg('--rows', 20_000);
 const HOST = '127.0.0.1';
 const bin = path.join(root, 'bin', 'mailq.js');
 const template = path.join(root, 'templates', 'newsletter');
