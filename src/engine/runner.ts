@@ -426,6 +426,8 @@ export class Runner {
     if (this.stop !== undefined || this.paused || this.deps.throttle.status(m.domain).kind === 'paused') {
       // Leased ahead and never sent: hand it back untouched (a stop, the operator's pause, or its domain paused meanwhile).
       this.freeWire();
+      // Not an attempt: --limit still counts only messages that went out.
+      this.attempted--;
       if (!(await this.deps.store.unlease(m.id, m.attemptId, now()))) emit({ type: 'lease-lost', at: now(), line: m.line });
       return;
     }
