@@ -26,31 +26,14 @@ export interface BuiltMessage {
  * the From domain (RFC 5322 wants a domain the sender controls).
  */
 export function messageIdFor(campaign: string, recipientKey: string, fromAddress: string): string {
-  const { address, domain } = idSender(fromAddress);
+  const parsed = parseSingleMailbox(fromAddress);
+  const address = (parsed.ok ? parsed.mailbox.address : fromAddress).trim().toLowerCase();
   const hex = createHash('sha256').update(JSON.stringify([campaign, recipientKey, address]), 'utf8').digest('hex').slice(0, 24);
-  return `<${hex}.${idSlug(campaign)}@${domain}>`;
-}
-
-/** The same From and campaign for every recipient, as a rule: the last answers are kept. */
-let lastIdSender: { from: string; address: string; domain: string } | undefined;
-let lastSlug: { campaign: string; slug: string } | undefined;
-
-function idSender(from: string): { address: string; domain: string } {
-  if (lastIdSender?.from === from) return lastIdSender;
-  const parsed = parseSingleMailbox(from);
-  const address = (parsed.ok ? parsed.mailbox.address : from).trim().toLowerCase();
+  const slug = campaign.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+/, '').slice(0, 32).replace(/-+$/, '') || 'campaign';
   const at = address.lastIndexOf('@');
   // domainToASCII: IDN From domains become punycode; '' means invalid.
   const domain = (at >= 0 ? domainToASCII(address.slice(at + 1)) : '') || 'mailq.invalid';
-  lastIdSender = { from, address, domain };
-  return lastIdSender;
-}
-
-function idSlug(campaign: string): string {
-  if (lastSlug?.campaign === campaign) return lastSlug.slug;
-  const slug = campaign.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+/, '').slice(0, 32).replace(/-+$/, '') || 'campaign';
-  lastSlug = { campaign, slug };
-  return slug;
+  return `<${hex}.${slug}@${domain}>`;
 }
 
 /** The raw message only; see buildMessage for the matching envelope. */

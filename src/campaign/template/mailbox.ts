@@ -10,7 +10,15 @@ export interface Mailbox {
   readonly address: string;
 }
 
-export type MailboxParse = { ok: true; mailboxes: Mailbox[] } | { ok: false; problem: string };
+export type MailboxParse = { readonly ok: true; readonly mailboxes: readonly Mailbox[] } | { readonly ok: false; readonly problem: string };
+
+/**
+ * Results by value: a campaign's From and Reply-To are the same for nearly
+ * every recipient, and render, the MIME build and the Message-ID each parse
+ * them (~18 µs a message with nodemailer's parser). Cleared when full.
+ */
+const parsed = new Map<string, MailboxParse>();
+const MAX_REMEMBERED = 16;
 
 /**
  * Parses a header value into mailboxes. Groups ("Team: a@x, b@y;") are
@@ -18,9 +26,18 @@ export type MailboxParse = { ok: true; mailboxes: Mailbox[] } | { ok: false; pro
  * and flattening would hide how many addresses it really holds.
  */
 export function parseMailboxes(value: string): MailboxParse {
-  const parsed = addressparser(value);
+  const known = parsed.get(value);
+  if (known !== undefined) return known;
+  const result = parseUncached(value);
+  if (parsed.size >= MAX_REMEMBERED) parsed.clear();
+  parsed.set(value, result);
+  return result;
+}
+
+function parseUncached(value: string): MailboxParse {
+  const entries = addressparser(value);
   const mailboxes: Mailbox[] = [];
-  for (const entry of parsed) {
+  for (const entry of entries) {
     if ('group' in entry) return { ok: false, problem: `is an address group ("${entry.name}: …;")` };
     if (!isPlausibleAddress(entry.address)) {
       return { ok: false, problem: entry.address === '' ? 'has no email address' : `has an invalid address "${entry.address}"` };

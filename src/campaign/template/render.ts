@@ -42,9 +42,6 @@ export async function renderMessage(c: CompiledTemplate, vars: Readonly<Record<s
   }
 }
 
-/** The last From and Reply-To that parsed: usually the same for every recipient, so not parsed again. */
-const lastGood: { from: string | undefined; replyTo: string | undefined } = { from: undefined, replyTo: undefined };
-
 function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>): RenderedMessage {
   const { limits } = c;
   // Null prototype: names like "constructor" must be undefined, not Object's.
@@ -89,17 +86,13 @@ function renderAll(c: CompiledTemplate, vars: Readonly<Record<string, unknown>>)
     if (value.trim() !== '') headers.push([h.name, value]);
   }
 
-  if (from !== lastGood.from) {
-    const fromCheck = parseSingleMailbox(from);
-    if (!fromCheck.ok) throw new RenderFailure('render-error', `rendered From ${JSON.stringify(from)} ${fromCheck.problem}`);
-    lastGood.from = from;
-  }
+  const fromCheck = parseSingleMailbox(from);
+  if (!fromCheck.ok) throw new RenderFailure('render-error', `rendered From ${JSON.stringify(from)} ${fromCheck.problem}`);
   // An optional column may leave Reply-To empty for some rows: then omit it.
   const replyTo = replyToRaw === undefined || replyToRaw.trim() === '' ? undefined : replyToRaw;
-  if (replyTo !== undefined && replyTo !== lastGood.replyTo) {
+  if (replyTo !== undefined) {
     const r = parseMailboxes(replyTo);
     if (!r.ok) throw new RenderFailure('render-error', `rendered Reply-To ${JSON.stringify(replyTo)} ${r.problem}`);
-    lastGood.replyTo = replyTo;
   }
 
   const html = c.html === undefined ? undefined : render(c.html);
