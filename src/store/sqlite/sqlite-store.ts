@@ -207,8 +207,8 @@ export class SqliteStore extends SqliteSendStore implements Store {
    * finishImport need not count them with a scan of the whole messages table
    * (no index leads with import_run_id): 125-148 ms at the end of a
    * 1,000,000-row import, single-threaded, and longer the more campaigns the
-   * file holds. A resumed run is not here: its earlier rows were added by
-   * another process, so it is counted by the scan.
+   * file holds. A resumed run is not here: its interrupted attempt (usually
+   * another process) added rows this map never saw, so the scan counts it.
    */
   private readonly added = new Map<number, number>();
   private readonly history: HistoryQueries;
@@ -311,9 +311,8 @@ export class SqliteStore extends SqliteSendStore implements Store {
 
   insertBatch(run: ImportRun, rows: Iterable<RecipientInsert>, rejects: readonly RejectInsert[]): Promise<void> {
     const { many, one } = this.importStatements(run);
-    const { insertReject } = this.q;
+    const { insertReject, maxMessageId } = this.q;
     const args: (string | number)[] = new Array<string | number>(INSERT_CHUNK * 5);
-    const { maxMessageId } = this.q;
     const tx = this.db.transaction((): void => {
       const before = maxMessageId.get()?.id ?? 0;
       let k = 0;
