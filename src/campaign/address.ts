@@ -39,6 +39,22 @@ export type AddressResult =
   | { ok: true; address: string; key: string; local: string; domain: string }
   | { ok: false; reason: AddressRejectReason; message: string };
 
+/**
+ * The dedupe key of an address normalizeAddress accepted: the address with
+ * ASCII letters lowered. Every accepted address is ASCII (the local part is
+ * an ASCII dot-atom, the domain lowercase punycode), so this equals the
+ * `key` normalizeAddress returned, and equals SQLite's built-in lower(),
+ * which is how the SQLite store derives the key instead of being sent it.
+ */
+export function addressKeyOf(address: string): string {
+  return address.toLowerCase();
+}
+
+/** The domain of an address normalizeAddress accepted: after its only '@'. */
+export function domainOf(address: string): string {
+  return address.slice(address.indexOf('@') + 1);
+}
+
 /** RFC 5321 §4.5.3.1.1: a local part is at most 64 octets. */
 const MAX_LOCAL = 64;
 /**

@@ -44,11 +44,11 @@ export type MainMessage =
  * and written into the batch buffer at once, so nothing a row allocates
  * survives to be copied by the garbage collector (on 1,000,000 rows the
  * worker's GC went from ~1.6 s with rows kept as strings until the batch was
- * joined). A row is its byte length (uint32 LE), then line, address, key,
- * domain and the JSON array of every column's value (null in the address
- * column: the store reads the row's normalized address there), each followed
- * by NUL. NUL is safe: addresses are validated free of control characters,
- * and JSON escapes it.
+ * joined). A row is its byte length (uint32 LE), then line, address and the
+ * JSON array of every column's value (null in the address column: the store
+ * reads the row's normalized address there), each followed by NUL. NUL is
+ * safe: addresses are validated free of control characters, and JSON
+ * escapes it.
  */
 export const FIELD_SEPARATOR = '\u0000';
 const LENGTH_BYTES = 4;
@@ -77,9 +77,9 @@ export class RowPacker {
     this.spare.push(rows);
   }
 
-  add(line: number, address: string, key: string, domain: string, fields: (string | null)[], emailIndex: number): void {
+  add(line: number, address: string, fields: (string | null)[], emailIndex: number): void {
     fields[emailIndex] = null;
-    const row = `${line}\u0000${address}\u0000${key}\u0000${domain}\u0000${JSON.stringify(fields)}\u0000`;
+    const row = `${line}\u0000${address}\u0000${JSON.stringify(fields)}\u0000`;
     // A UTF-16 unit is at most 3 UTF-8 bytes: room for that means room for the row.
     const room = LENGTH_BYTES + row.length * 3;
     if (this.used + room > this.buf.length) this.grow(room);
@@ -121,14 +121,10 @@ export function unpackRows(rows: ArrayBuffer, bytes: number): Iterable<Recipient
         at += LENGTH_BYTES + length;
         const a = text.indexOf(FIELD_SEPARATOR);
         const b = text.indexOf(FIELD_SEPARATOR, a + 1);
-        const c = text.indexOf(FIELD_SEPARATOR, b + 1);
-        const d = text.indexOf(FIELD_SEPARATOR, c + 1);
         yield {
           line: Number(text.slice(0, a)),
           address: text.slice(a + 1, b),
-          addressKey: text.slice(b + 1, c),
-          domain: text.slice(c + 1, d),
-          varsJson: text.slice(d + 1, text.length - 1),
+          varsJson: text.slice(b + 1, text.length - 1),
         };
       }
     },

@@ -68,7 +68,7 @@ export class PartPump {
     const packer = new RowPacker(input.batchSize * 160);
     this.packer = packer;
     this.sink = {
-      row: (line, address, key, domain, fields) => packer.add(line, address, key, domain, fields, emailIndex),
+      row: (line, address, fields) => packer.add(line, address, fields, emailIndex),
       reject: (r) => this.rejects.push(r),
     };
   }

@@ -13,7 +13,7 @@ function clip(raw: string): string {
 
 /** Where a parsed record goes: the worker packs rows, the main thread inserts them. */
 export interface RowSink {
-  row(line: number, address: string, key: string, domain: string, fields: (string | null)[]): void;
+  row(line: number, address: string, fields: (string | null)[]): void;
   reject(reject: RejectInsert): void;
 }
 
@@ -35,7 +35,7 @@ export function takeRecords(records: readonly CsvRecord[], emailIndex: number, s
     const fields = record.fields;
     const cell = fields[emailIndex] ?? '';
     const address = normalizeAddress(cell);
-    if (address.ok) sink.row(record.line, address.address, address.key, address.domain, fields);
+    if (address.ok) sink.row(record.line, address.address, fields);
     else sink.reject({ line: record.line, raw: clip(cell), reason: address.reason, message: address.message });
   }
 }

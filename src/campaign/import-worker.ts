@@ -53,8 +53,8 @@ async function run(input: ImportWorkerInput): Promise<void> {
     batched = 0;
   };
   const sink = {
-    row(line: number, address: string, key: string, domain: string, fields: (string | null)[]): void {
-      packer.add(line, address, key, domain, fields, input.emailIndex);
+    row(line: number, address: string, fields: (string | null)[]): void {
+      packer.add(line, address, fields, input.emailIndex);
     },
     reject(r: RejectInsert): void {
       rejects.push(r);

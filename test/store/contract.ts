@@ -12,8 +12,6 @@ export function storeContract(name: string, fresh: () => Promise<Store>): void {
   const recipient = (i: number, domain = 'example.com'): RecipientInsert => ({
     line: i + 2,
     address: `User${i}@${domain}`,
-    addressKey: `user${i}@${domain}`,
-    domain,
     varsJson: JSON.stringify([`User${i}@${domain}`, String(i)]),
   });
 
@@ -146,6 +144,9 @@ export function storeContract(name: string, fresh: () => Promise<Store>): void {
       expect(byKey?.line).toBe(10);
       expect(byKey?.source).toBe('/data/a.csv');
       expect(byKey?.state).toBe('queued');
+      // The store derives the key and the domain from the address (RecipientInsert).
+      expect(byKey?.addressKey).toBe('user8@example.com');
+      expect(byKey?.domain).toBe('example.com');
       expect((await store.findMessageByPosition(c.id, 1))?.addressKey).toBe('user7@example.com');
       expect(await store.findMessageByPosition(c.id, 3)).toBeUndefined();
       expect(await store.findMessageByPosition(c.id, 0)).toBeUndefined();

@@ -64,8 +64,6 @@ storeContract('postgres (import by multi-row VALUES)', () => Promise.resolve(fre
 const recipient = (local: string, domain: string, line: number): RecipientInsert => ({
   line,
   address: `${local}@${domain}`,
-  addressKey: `${local}@${domain}`,
-  domain,
   varsJson: JSON.stringify([`${local}@${domain}`]),
 });
 

@@ -6,8 +6,6 @@ export function sendStoreContract(name: string, fresh: () => Promise<Store>): vo
   const recipient = (i: number, domain: string): RecipientInsert => ({
     line: i + 2,
     address: `u${i}@${domain}`,
-    addressKey: `u${i}@${domain}`,
-    domain,
     varsJson: JSON.stringify([`u${i}@${domain}`]),
   });
 

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { normalizeAddress, type AddressRejectReason } from '../../src/campaign/address.js';
+import { addressKeyOf, domainOf as domainOfAddress, normalizeAddress, type AddressRejectReason } from '../../src/campaign/address.js';
 
 /** A domain of exactly `length` characters: 63-character labels, a letters-only last label. */
 function domainOf(length: number): string {
@@ -183,6 +183,16 @@ describe('normalizeAddress: accepted', () => {
       local: address.slice(0, at),
       domain: address.slice(at + 1),
     });
+  });
+
+  // The stores are given only the address and derive the key and the domain
+  // from it (the SQLite store with lower() and substr() in SQL).
+  it.each(accepted)('%s: key and domain derive from the address', (_name, input) => {
+    const r = normalizeAddress(input);
+    if (!r.ok) throw new Error(r.message);
+    expect(r.address).toMatch(/^[\x21-\x7e]+$/);
+    expect(addressKeyOf(r.address)).toBe(r.key);
+    expect(domainOfAddress(r.address)).toBe(r.domain);
   });
 
   it.each(accepted)('%s: normalizing the result again changes nothing', (_name, input) => {

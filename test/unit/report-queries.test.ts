@@ -10,8 +10,6 @@ import { tempDir } from '../helpers/cli.js';
 const recipient = (local: string, domain: string, line: number): RecipientInsert => ({
   line,
   address: `${local}@${domain}`,
-  addressKey: `${local}@${domain}`,
-  domain,
   varsJson: JSON.stringify([`${local}@${domain}`]),
 });
 

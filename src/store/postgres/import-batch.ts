@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { addressKeyOf, domainOf } from '../../campaign/address.js';
 import type { ImportRun, RecipientInsert, RejectInsert } from '../types.js';
 import { statement, type Queryable } from './db.js';
 import { pgText } from './records.js';
@@ -21,15 +22,24 @@ const ON_CONFLICT = `ON CONFLICT (campaign_id, address_key) DO UPDATE SET
   line = EXCLUDED.line, address = EXCLUDED.address, domain = EXCLUDED.domain, vars_json = EXCLUDED.vars_json
   WHERE messages.import_run_id = EXCLUDED.import_run_id AND EXCLUDED.line < messages.line`;
 
+/** A row with its key and domain derived (see RecipientInsert). */
+interface KeyedRow extends RecipientInsert {
+  readonly addressKey: string;
+  readonly domain: string;
+}
+
 /**
  * One row per address, the lowest line: DO UPDATE refuses to touch a row
  * twice in one statement, so duplicates inside a batch are settled here.
+ * The key is derived here rather than with lower() in SQL, whose result
+ * depends on the database's locale (Turkish lowers 'I' to a dotless 'ı').
  */
-function firstPerAddress(rows: Iterable<RecipientInsert>): RecipientInsert[] {
-  const seen = new Map<string, RecipientInsert>();
+function firstPerAddress(rows: Iterable<RecipientInsert>): KeyedRow[] {
+  const seen = new Map<string, KeyedRow>();
   for (const r of rows) {
-    const had = seen.get(r.addressKey);
-    if (had === undefined || r.line < had.line) seen.set(r.addressKey, r);
+    const addressKey = addressKeyOf(r.address);
+    const had = seen.get(addressKey);
+    if (had === undefined || r.line < had.line) seen.set(addressKey, { ...r, addressKey, domain: domainOf(r.address) });
   }
   return [...seen.values()];
 }
@@ -68,7 +78,7 @@ function copyField(value: string): string {
     : value;
 }
 
-async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
+async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: readonly KeyedRow[]): Promise<void> {
   // Every batch: the table lives as long as the connection, but its creation
   // is undone with the transaction of a batch that failed, so "this client
   // has it" cannot be remembered. IF NOT EXISTS is one catalog lookup.
@@ -93,7 +103,7 @@ async function copyRows(client: PoolClient, q: Queryable, run: ImportRun, rows: 
   await q.count(FROM_STAGE, [run.campaignId, run.id]);
 }
 
-async function unnestRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
+async function unnestRows(q: Queryable, run: ImportRun, rows: readonly KeyedRow[]): Promise<void> {
   await q.count(UNNEST, [
     run.campaignId,
     run.id,
@@ -105,7 +115,7 @@ async function unnestRows(q: Queryable, run: ImportRun, rows: readonly Recipient
   ]);
 }
 
-async function valuesRows(q: Queryable, run: ImportRun, rows: readonly RecipientInsert[]): Promise<void> {
+async function valuesRows(q: Queryable, run: ImportRun, rows: readonly KeyedRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += VALUES_CHUNK) {
     const part = rows.slice(i, i + VALUES_CHUNK);
     const values: unknown[] = [run.campaignId, run.id];
