@@ -32,6 +32,8 @@ export type WorkerMessage =
   | { readonly type: 'error'; readonly input: boolean; readonly message: string; readonly hint: string | undefined };
 
 export type MainMessage =
+  /** The first message: what the worker reads, and how. */
+  | { readonly type: 'start'; readonly input: ImportWorkerInput }
   | { readonly type: 'part'; readonly part: CsvPart }
   /** No parts left: post what is packed, then `done`. */
   | { readonly type: 'end' }

@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { InputError, isMailqError } from '../errors.js';
 import type { RejectInsert } from '../store/types.js';
 import type { CsvPart } from './csv-split.js';
@@ -11,30 +11,52 @@ import { openPart, takeRecords } from './import-rows.js';
  * with two the worker sat waiting for acks ~20% of the time.
  */
 const MAX_IN_FLIGHT = 3;
+/**
+ * Once no part is left to hand out, batches are a quarter of the size: the
+ * main thread inserts what is in flight after this thread has finished,
+ * alone, and three full batches were ~75 ms of it.
+ */
+const ENDING_BATCH_DIVISOR = 4;
 
-async function run(input: ImportWorkerInput): Promise<void> {
+async function run(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('import worker started outside a worker thread');
   const post = (m: WorkerMessage): void => port.postMessage(m);
-
-  // ~150 bytes a row in the bench's 5-column file; the packer grows if rows are wider.
-  const packer = new RowPacker(input.batchSize * 160);
   let inFlight = 0;
   let acked: (() => void) | undefined;
   const orders: (CsvPart | undefined)[] = [];
   let ordered: (() => void) | undefined;
+  let ending = false;
+  const returned: ArrayBuffer[] = [];
+  // Started before the import knows its file (prestartImportWorker): the
+  // input is the first message. One listener for all of them, so that none
+  // can arrive between two.
+  let started: ((input: ImportWorkerInput) => void) | undefined;
+  const starting = new Promise<ImportWorkerInput>((resolve) => (started = resolve));
   port.on('message', (m: MainMessage) => {
-    if (m.type === 'ack') {
-      packer.recycle(m.rows);
-      inFlight--;
-      acked?.();
-      acked = undefined;
-    } else {
-      orders.push(m.type === 'part' ? m.part : undefined);
-      ordered?.();
-      ordered = undefined;
+    switch (m.type) {
+      case 'start':
+        started?.(m.input);
+        return;
+      case 'ack':
+        returned.push(m.rows);
+        inFlight--;
+        acked?.();
+        acked = undefined;
+        return;
+      case 'part':
+      case 'end':
+        if (m.type === 'end') ending = true;
+        orders.push(m.type === 'part' ? m.part : undefined);
+        ordered?.();
+        ordered = undefined;
+        return;
     }
   });
+  const input = await starting;
+
+  // ~150 bytes a row in the bench's 5-column file; the packer grows if rows are wider.
+  const packer = new RowPacker(input.batchSize * 160);
   const nextPart = async (): Promise<CsvPart | undefined> => {
     while (orders.length === 0) await new Promise<void>((resolve) => (ordered = resolve));
     return orders.shift();
@@ -46,6 +68,7 @@ async function run(input: ImportWorkerInput): Promise<void> {
   const flush = async (): Promise<void> => {
     if (packer.empty && rejects.length === 0) return;
     while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (acked = resolve));
+    for (const rows of returned.splice(0)) packer.recycle(rows);
     inFlight++;
     const { rows, bytes } = packer.take();
     port.postMessage({ type: 'batch', rows, bytes, rejects, records } satisfies WorkerMessage, [rows]);
@@ -67,7 +90,7 @@ async function run(input: ImportWorkerInput): Promise<void> {
       records += batch.length;
       batched += batch.length;
       takeRecords(batch, input.emailIndex, sink);
-      if (batched >= input.batchSize) await flush();
+      if (batched >= (ending ? input.batchSize / ENDING_BATCH_DIVISOR : input.batchSize)) await flush();
     }
     post({ type: 'part-read', records });
   }
@@ -75,7 +98,7 @@ async function run(input: ImportWorkerInput): Promise<void> {
   post({ type: 'done', records });
 }
 
-run(workerData as ImportWorkerInput).catch((err: unknown) => {
+run().catch((err: unknown) => {
   const message: WorkerMessage = isMailqError(err)
     ? { type: 'error', input: err instanceof InputError, message: err.message, hint: err.hint }
     : { type: 'error', input: false, message: err instanceof Error ? (err.stack ?? err.message) : String(err), hint: undefined };

@@ -1,11 +1,12 @@
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import type { Campaign, Store } from '../store/types.js';
 import { openCsv, type CsvDelimiter, type CsvEncoding, type CsvSource } from './csv-reader.js';
-import { hasCarriageReturn, splitCsv, type CsvPart } from './csv-split.js';
+import { splitCsv, type CsvSplit } from './csv-split.js';
 import type { ImportWorkerInput } from './import-protocol.js';
-import { PartPump } from './import-pump.js';
+import { PartPump, prestartImportWorker } from './import-pump.js';
 import { compileTemplate } from './template/compile.js';
 import { loadTemplateDir, snapshotHash, type TemplateSnapshot } from './template/snapshot.js';
 
@@ -32,11 +33,24 @@ const PART_BYTES = 2 * 1024 * 1024;
 export const importTuning = { splitMinBytes: SPLIT_MIN_BYTES, partBytes: PART_BYTES };
 
 /** The parts of the file; one part (the whole file) when it is small. */
-async function planParts(source: string, csv: CsvSource): Promise<CsvPart[]> {
+async function planParts(source: string, csv: CsvSource): Promise<CsvSplit> {
   const { size } = await stat(source);
   const { dataStart, dataLine } = csv.layout;
-  if (size < importTuning.splitMinBytes) return [{ start: dataStart, end: size, line: dataLine }];
+  // One part is read whole, CR or not: no pass over the file for it.
+  if (size < importTuning.splitMinBytes) return { parts: [{ start: dataStart, end: size, line: dataLine }], carriageReturn: true };
   return splitCsv(source, csv.layout, Math.ceil((size - dataStart) / importTuning.partBytes));
+}
+
+/**
+ * Call first thing: a file that will be read on two threads gets its worker
+ * started now. Only a hint; importCsv reports any problem with the file.
+ */
+export function prepareImport(csvPath: string): void {
+  try {
+    if (statSync(csvPath).size >= importTuning.splitMinBytes) prestartImportWorker();
+  } catch {
+    // Missing or unreadable: importCsv says so, with the path.
+  }
 }
 
 export interface ImportOptions {
@@ -171,7 +185,7 @@ export async function importCsv(
   let rejected = 0;
   const rejectedByReason: Record<string, number> = {};
   try {
-    const parts = await planParts(source, csv);
+    const { parts, carriageReturn } = await planParts(source, csv);
     const input: ImportWorkerInput = {
       path: source,
       delimiter: csv.delimiter,
@@ -180,8 +194,7 @@ export async function importCsv(
       columns,
       emailIndex,
       batchSize: BATCH_SIZE,
-      // Worth a pass over the file only where the file is large enough to be split.
-      lfOnly: parts.length > 1 && !(await hasCarriageReturn(source, csv.layout.dataStart)),
+      lfOnly: parts.length > 1 && !carriageReturn,
     };
     const pump = new PartPump(
       input,

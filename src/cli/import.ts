@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { importCsv, type ImportSummary } from '../campaign/import.js';
+import { importCsv, prepareImport, type ImportSummary } from '../campaign/import.js';
 import { parseDelimiter, type CsvEncoding } from '../campaign/csv-reader.js';
 import { collect, parseVars } from './vars.js';
 import { out, parseFormat, parsePositiveInt, withStore } from './context.js';
@@ -57,6 +57,7 @@ export function registerImport(program: Command): void {
     .option('--var-file <key=path>', 'campaign-wide variable read from a UTF-8 file (repeatable)', collect, [])
     .option('--json', 'print the summary as one JSON object on stdout')
     .action(async (csv: string, flags: ImportFlags, cmd: Command) => {
+      prepareImport(csv);
       if (flags.campaign.trim() === '') throw new InputError('--campaign is empty');
       const vars = parseVars(flags.var, flags.varFile);
       const summary = await withStore(cmd, (store) =>

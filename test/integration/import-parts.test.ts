@@ -119,6 +119,18 @@ describe('mailq import of a large file in parts (built CLI, real SQLite)', () =>
     expect(query<{ n: number }>(db, `SELECT count(*) AS n FROM messages WHERE vars_json LIKE '%"pro"]'`)[0]?.n).toBe(expected.first.size);
   });
 
+  it('exits with the error when a large import fails before reading: its early worker does not hold the process', () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'm.db');
+    const file = path.join(dir, 'big.csv');
+    fs.writeFileSync(file, generate().text);
+    // The worker is started before the template is checked (prestartImportWorker).
+    const r = runCli(['--db', db, 'import', file, '-c', 'c1', '-t', path.join(dir, 'no-such-template'), '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no-such-template');
+    expect(r.stdout).toBe('');
+  });
+
   it('reports an error in a late part with its line in the whole file, and keeps nothing', () => {
     const dir = tempDir();
     const db = path.join(dir, 'm.db');

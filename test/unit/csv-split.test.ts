@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCsv, type CsvReadOptions, type CsvRecord } from '../../src/campaign/csv-reader.js';
-import { hasCarriageReturn, splitCsv, type CsvPart } from '../../src/campaign/csv-split.js';
+import { splitCsv, type CsvPart } from '../../src/campaign/csv-split.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailq-split-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,7 +22,7 @@ async function records(file: string, options: CsvReadOptions = {}): Promise<CsvR
 }
 
 async function split(file: string, parts: number, options: CsvReadOptions = {}): Promise<CsvPart[]> {
-  return splitCsv(file, (await openCsv(file, options)).layout, parts);
+  return (await splitCsv(file, (await openCsv(file, options)).layout, parts)).parts;
 }
 
 /** Reading every part on its own gives exactly what one reader gives: same records, same lines. */
@@ -124,13 +124,17 @@ describe('splitCsv', () => {
     expect(await split(write('email\n'), 4)).toEqual([{ start: 6, end: 6, line: 2 }]);
   });
 
-  it('finds a CR anywhere after the given offset, across read blocks', async () => {
+  it('finds a CR anywhere after the header, past the last cut and across read blocks', async () => {
+    const carriageReturn = async (file: string, parts = 4): Promise<boolean> =>
+      (await splitCsv(file, (await openCsv(file)).layout, parts)).carriageReturn;
+    // 1.4 MB: two read blocks; the last cut falls in the first.
     const lf = `email\n${'u@example.com\n'.repeat(100_000)}`;
-    expect(await hasCarriageReturn(write(lf), 0)).toBe(false);
-    expect(await hasCarriageReturn(write(`${lf}last@example.com\r\n`), 0)).toBe(true);
-    // A CR before the offset (the header's) does not count.
-    const file = write(`email\r\n${'u@example.com\n'.repeat(10)}`);
-    expect(await hasCarriageReturn(file, 0)).toBe(true);
-    expect(await hasCarriageReturn(file, 7)).toBe(false);
+    expect(await carriageReturn(write(lf))).toBe(false);
+    expect(await carriageReturn(write(`${lf}last@example.com\r\n`))).toBe(true);
+    expect(await carriageReturn(write(`${lf}last@example.com\r\n`), 1)).toBe(true);
+    const middle = write(`email\n${'u@example.com\n'.repeat(50_000)}x@example.com\r\n${'u@example.com\n'.repeat(50_000)}`);
+    expect(await carriageReturn(middle)).toBe(true);
+    // The header's CR does not count.
+    expect(await carriageReturn(write(`email\r\n${'u@example.com\n'.repeat(10)}`))).toBe(false);
   });
 });
