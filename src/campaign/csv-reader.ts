@@ -1,9 +1,10 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream, type ReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { CsvError, Parser } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
-import iconv from 'iconv-lite';
+import type Iconv from 'iconv-lite';
 import { InputError } from '../errors.js';
 import { LineCursor, Utf8Guard, firstInvalidUtf8, singleByteCharCount, utf8CharCount, type BytePosition } from './utf8-guard.js';
 
@@ -168,6 +169,17 @@ function invalidUtf8Error(path: string, bad: BytePosition & { byte: number }): I
   );
 }
 
+/**
+ * iconv-lite, loaded on first use: only latin1 and windows-1252 files need
+ * it, and loading it (some 50 CommonJS files) put ~15 ms before every
+ * import's first row, on both threads.
+ */
+let iconvLib: typeof Iconv | undefined;
+function iconv(): typeof Iconv {
+  iconvLib ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv;
+  return iconvLib;
+}
+
 /** Bytes iconv-lite decodes to U+FFFD because windows-1252 leaves them undefined. */
 const CP1252_UNDEFINED = new Set([0x81, 0x8d, 0x8f, 0x90, 0x9d]);
 
@@ -209,7 +221,7 @@ function makeDecoder(path: string, encoding: CsvEncoding, firstLine: number, new
   const cursor = new LineCursor(firstLine, newline, singleByteCharCount);
   return {
     decode(chunk) {
-      const text = iconv.decode(chunk, encoding);
+      const text = iconv().decode(chunk, encoding);
       // In windows-1252 (not in latin1) five bytes are undefined and decode to U+FFFD.
       if (encoding === 'windows-1252') {
         if (text.includes('\uFFFD')) throw cp1252Error(path, chunk, cursor);
@@ -363,7 +375,7 @@ function decodeHeader(path: string, bytes: Buffer, scan: HeaderScan, encoding: C
     }
     return bytes.toString('utf8');
   }
-  const text = iconv.decode(bytes, encoding);
+  const text = iconv().decode(bytes, encoding);
   if (encoding === 'windows-1252' && text.includes('\uFFFD')) {
     throw cp1252Error(path, bytes, new LineCursor(scan.line, scan.newline, singleByteCharCount));
   }

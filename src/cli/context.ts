@@ -22,7 +22,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
 }
 
 export async function withStore<T>(cmd: Command, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDbLocation(globalOptions(cmd).db, process.env));
+  const store = await openStore(resolveDbLocation(globalOptions(cmd).db, process.env));
   try {
     return await fn(store);
   } finally {

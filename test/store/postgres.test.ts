@@ -307,10 +307,10 @@ describe('PostgreSQL specifics: schema and migrations', () => {
 });
 
 describe('PostgreSQL specifics: connection URL and passwords', () => {
-  it('refuses a password inside the URL without echoing it, pointing at PGPASSWORD and MAILQ_DB_PASSWORD_FILE', () => {
+  it('refuses a password inside the URL without echoing it, pointing at PGPASSWORD and MAILQ_DB_PASSWORD_FILE', async () => {
     let err: unknown;
     try {
-      openStore('postgres://mailq:s3cret-pw@db.example:5432/mail');
+      await openStore('postgres://mailq:s3cret-pw@db.example:5432/mail');
     } catch (e) {
       err = e;
     }
