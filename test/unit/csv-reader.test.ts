@@ -382,6 +382,12 @@ describe('records: size cap and broken quoting', () => {
     expect(e.message).toBe(`${file}:2: field 2 ("notes") is 80,000 bytes, over the 65,536-byte cap`);
   });
 
+  it('gives up on a header line with no end in the first 1 MiB, saying so with the count grouped', async () => {
+    const file = fixture(`email,${'x'.repeat(1_100_000)}`);
+    const e = await inputError(openCsv(file));
+    expect(e.message).toBe(`${file}:1: no end of the header line in the first 1,048,576 bytes`);
+  });
+
   it('honours maxFieldBytes', async () => {
     const file = fixture('email,notes\na@x.com,0123456789\n');
     expect((await collect(await openCsv(file, { maxFieldBytes: 10 }))).length).toBe(1);
