@@ -618,7 +618,7 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
           const slice = pending.subarray(this.pendingAt, end);
           this.pendingAt = end;
           if (end === pending.length) this.pending = undefined;
-          this.collect(this.parser.feed(slice));
+          this.collect(this.parser.feed(slice), !slice.includes(QUOTE));
           continue;
         }
         if (this.chunks === undefined) {
@@ -633,7 +633,7 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
         const next = await this.chunks.next();
         if (next.done === true) {
           this.decoder.end();
-          this.collect(this.parser.finishInput());
+          this.collect(this.parser.finishInput(), false);
           this.finished = true;
         } else if (Buffer.isBuffer(next.value)) {
           this.pending = this.decoder.decode(next.value);
@@ -645,9 +645,12 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
     }
   }
 
-  /** Converts what the parser produced, then records its error (if any) for after those records. */
-  private collect(parseError: unknown): void {
-    this.convert(this.parser.takeRecords());
+  /**
+   * Converts what the parser produced, then records its error (if any) for
+   * after those records. `quoteFree`: the input just parsed holds no `"`.
+   */
+  private collect(parseError: unknown, quoteFree: boolean): void {
+    this.convert(this.parser.takeRecords(), quoteFree);
     if (parseError !== undefined && this.failure === undefined) {
       this.failure =
         parseError instanceof CsvError
@@ -661,15 +664,23 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
    * of a 1M-row read). Line numbers are counted here rather than taken from
    * csv-parse: a record starts one line after the previous one, plus one line
    * per newline inside its quoted fields, found with indexOf.
+   *
+   * When the input just parsed holds no quote, only the batch's first record
+   * can hold a quoted field (it may have begun in earlier input; every later
+   * one begins and ends in this input), so only its fields are searched: the
+   * search was ~100 ms of CPU on 1,000,000 rows of 5 fields.
    */
-  private convert(batch: string[][]): void {
+  private convert(batch: string[][], quoteFree: boolean): void {
     const out: CsvRecord[] = [];
     const { columns, maxFieldBytes, delimiter } = this.s;
     const expected = columns.length;
     const newline = this.newlineChar;
     let line = this.line;
+    let first = true;
     for (const fields of batch) {
       const start = line++;
+      const search = first || !quoteFree;
+      first = false;
       const got = fields.length;
       if (got === 1 && fields[0] === '') continue; // a blank line
       for (let i = 0; i < got; i++) {
@@ -687,6 +698,7 @@ class RecordIterator implements AsyncIterableIterator<CsvRecord> {
             return;
           }
         }
+        if (!search) continue;
         let nl = field.indexOf(newline);
         while (nl !== -1) {
           line++;

@@ -140,6 +140,34 @@ describe('openCsv: dialects', () => {
     ]);
   });
 
+  // The reader parses 64 KiB at a time and searches fields for newlines only
+  // where that input holds a quote, or in the first record it completes.
+  it('numbers lines after a quoted newline whose record ends in later, quote-free input', async () => {
+    const filler = Array.from({ length: 1000 }, (_, i) => `f${i}@x.com,n,t\n`).join('');
+    // Opens and closes its quotes in the first 64 KiB, ends ~10 KB into the second.
+    const spanning = `a@x.com,"one\ntwo\nthree",${'x'.repeat(60_000)}\n`;
+    const after = Array.from({ length: 100 }, (_, i) => `b${i}@x.com,n,t\n`).join('');
+    const header = 'email,note,tail\n';
+    expect(header.length + filler.length + spanning.length).toBeGreaterThan(64 * 1024 + 1000);
+    const { records } = await read(header + filler + spanning + after);
+    expect(records).toHaveLength(1101);
+    expect(records[1000]).toMatchObject({ line: 1002 });
+    expect(records[1001]).toMatchObject({ line: 1005, fields: ['b0@x.com', 'n', 't'] });
+    expect(records[1100]).toMatchObject({ line: 1104, fields: ['b99@x.com', 'n', 't'] });
+  });
+
+  it('numbers lines after quoted newlines in many records of one 64 KiB of input', async () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => (i % 7 === 3 ? `q${i}@x.com,"a\nb",t\n` : `r${i}@x.com,n,t\n`)).join('');
+    const { records } = await read(`email,note,tail\n${rows}`);
+    let line = 2;
+    const expected = Array.from({ length: 3000 }, (_, i) => {
+      const at = line;
+      line += i % 7 === 3 ? 2 : 1;
+      return at;
+    });
+    expect(records.map((r) => r.line)).toEqual(expected);
+  });
+
   it('counts a CRLF inside a quoted field as one line in a CRLF file', async () => {
     const { records } = await read('email,notes\r\na@x.com,"one\r\ntwo"\r\nb@x.com,x\r\n');
     expect(summary(records)).toEqual([
