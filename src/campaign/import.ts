@@ -208,6 +208,7 @@ export async function importCsv(
         onEvent({ type: 'import-progress', records });
       },
       store.insertsInProcess,
+      () => store.importEndInSight(run.id),
     );
     total = await pump.run();
     if (total === 0) {

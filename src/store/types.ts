@@ -149,6 +149,12 @@ export interface Store extends SendStore {
    */
   insertBatch(run: ImportRun, rows: Iterable<RecipientInsert>, rejects: readonly RejectInsert[]): Promise<void>;
   /**
+   * The import's end is in sight (the last part of the file is being read)
+   * while other threads still parse: a store may do now what finishImport
+   * would otherwise do alone at the end. Changes nothing visible.
+   */
+  importEndInSight(runId: number): Promise<void>;
+  /**
    * Marks the run complete. The store counts what the run added itself, so a
    * resumed run reports the rows its interrupted attempt inserted as imported.
    */

@@ -36,6 +36,27 @@ describe('SQLite specifics', () => {
     await b.close();
   });
 
+  it('moves the write-ahead log into the database file when the import end is in sight', async () => {
+    const file = tempDb();
+    const store = new SqliteStore(file);
+    const c = await store.createCampaign({ name: 'c', templateJson: '{}', templateHash: 'h', templateSource: '/t', vars: {} });
+    const run = await store.beginImport(c.id, '/data/a.csv', ['email', 'n']);
+    const rows = Array.from({ length: 5000 }, (_, i) => ({ line: i + 2, address: `u${i}@example.com`, varsJson: '[null,"x"]' }));
+    await store.insertBatch(run, rows, []);
+    // Committed to the log only: the import raises the checkpoint threshold.
+    const before = fs.statSync(file).size;
+    expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(before);
+    await store.importEndInSight(run.id);
+    const after = fs.statSync(file).size;
+    expect(after).toBeGreaterThan(before + 100 * 1024);
+    // Later batches of the run are checkpointed as they commit (past 1,000 pages of log).
+    const more = Array.from({ length: 20_000 }, (_, i) => ({ line: i + 6000, address: `v${i}@example.com`, varsJson: `[null,"${'x'.repeat(200)}"]` }));
+    await store.insertBatch(run, more, []);
+    expect(fs.statSync(file).size).toBeGreaterThan(after + 100 * 1024);
+    expect((await store.finishImport(run.id, { rejected: 0, total: 25_000 })).imported).toBe(25_000);
+    await store.close();
+  });
+
   it('applies synchronous=FULL on its own connection', () => {
     const file = tempDb();
     const store = new SqliteStore(file);

@@ -213,6 +213,8 @@ export class SqliteStore extends SqliteSendStore implements Store {
    * another process) added rows this map never saw, so the scan counts it.
    */
   private readonly added = new Map<number, number>();
+  /** Import runs whose end is in sight (importEndInSight): checkpointed after every batch. */
+  private readonly ending = new Set<number>();
   private readonly history: HistoryQueries;
   private readonly reports: ReportQueries;
 
@@ -341,9 +343,10 @@ export class SqliteStore extends SqliteSendStore implements Store {
       // 10,000-row batch adds ~700 WAL pages, so the default (1,000 pages)
       // checkpointed, with its fsyncs, after nearly every batch; 16,384 pages
       // (64 MiB of WAL) does it every ~20 batches. finishImport commits with
-      // the defaults back, which checkpoints what is left.
+      // the defaults back, which checkpoints what is left; once the end is in
+      // sight the default applies to the batches too, so little is left.
       this.db.pragma('foreign_keys = OFF');
-      this.db.pragma(`wal_autocheckpoint = ${IMPORT_CHECKPOINT_PAGES}`);
+      this.db.pragma(`wal_autocheckpoint = ${this.ending.has(run.id) ? DEFAULT_CHECKPOINT_PAGES : IMPORT_CHECKPOINT_PAGES}`);
       try {
         // IMMEDIATE: the batch reads max(id) before it writes, so it takes the
         // write lock first (a deferred read snapshot could not be upgraded
@@ -378,6 +381,20 @@ export class SqliteStore extends SqliteSendStore implements Store {
     return this.importCache;
   }
 
+  /**
+   * Copies the write-ahead log into the database file now, and after every
+   * later batch of the run, instead of leaving it to finishImport's commit,
+   * which runs alone: with 16,384-page checkpoints the log held ~8,000 pages
+   * on average at the end, 57-87 ms of copying on 1,000,000 rows. PASSIVE:
+   * it never waits for a reader.
+   */
+  importEndInSight(runId: number): Promise<void> {
+    return this.op(() => {
+      this.ending.add(runId);
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    });
+  }
+
   finishImport(runId: number, counts: { readonly rejected: number; readonly total: number }): Promise<RunTally> {
     this.db.pragma(`cache_size = -${CACHE_KIB}`);
     return this.op(() =>
@@ -386,6 +403,7 @@ export class SqliteStore extends SqliteSendStore implements Store {
         const suppressed = run === undefined ? 0 : this.q.applySuppressions.run(run.campaign_id, runId).changes;
         const added = this.added.get(runId);
         this.added.delete(runId);
+        this.ending.delete(runId);
         // applySuppressions runs once per run, here: what it changed is all the run has suppressed.
         const t = added !== undefined ? { imported: added, suppressed } : (this.q.runTally.get(runId) ?? { imported: 0, suppressed: 0 });
         const duplicates = Math.max(0, counts.total - counts.rejected - t.imported);
@@ -397,6 +415,7 @@ export class SqliteStore extends SqliteSendStore implements Store {
 
   abortImport(runId: number): Promise<void> {
     this.added.delete(runId);
+    this.ending.delete(runId);
     this.db.pragma(`cache_size = -${CACHE_KIB}`);
     return this.op(() =>
       this.db.transaction(() => {
