@@ -60,11 +60,15 @@ function countByte(buf: Buffer, byte: number, from: number, to: number): number 
  * each starting at a record boundary. Reads the file once (about 40 ms for a
  * 69 MB file from the page cache): to the last cut counting quotes and
  * lines, and past it only while no CR has been seen.
+ *
+ * `tail`: the last `tail.parts` of those parts are each cut again into
+ * `tail.pieces`, so that the threads reading the file finish close together.
  */
 export async function splitCsv(
   path: string,
   layout: { readonly dataStart: number; readonly dataLine: number; readonly newline: number },
   parts: number,
+  tail: { readonly parts: number; readonly pieces: number } = { parts: 0, pieces: 1 },
 ): Promise<CsvSplit> {
   const handle = await open(path, 'r');
   try {
@@ -72,7 +76,12 @@ export async function splitCsv(
     const { dataStart, newline } = layout;
     const cuts: { at: number; line: number }[] = [];
     const targets: number[] = [];
-    for (let i = 1; i < parts; i++) targets.push(dataStart + Math.floor(((size - dataStart) * i) / parts));
+    const fine = Math.min(tail.parts, parts);
+    const pieces = fine > 0 ? tail.pieces : 1;
+    // Offsets in 1/(parts × pieces) of the data: whole parts, then pieces.
+    const at = (k: number): number => dataStart + Math.floor(((size - dataStart) * k) / (parts * pieces));
+    for (let i = 1; i <= parts - fine && i < parts; i++) targets.push(at(i * pieces));
+    for (let k = (parts - fine) * pieces + 1; k < parts * pieces; k++) targets.push(at(k));
 
     const block = Buffer.allocUnsafe(SCAN_BLOCK_BYTES);
     let quotes = 0;

@@ -28,6 +28,12 @@ const SPLIT_MIN_BYTES = 8 * 1024 * 1024;
  * waits at most for the other to finish one part (~0.2 s at 2 MiB).
  */
 const PART_BYTES = 2 * 1024 * 1024;
+/**
+ * The last two parts are cut in four (512 KiB each): the wait at the end is
+ * then at most a quarter part. With 2 MiB parts up to the end, the worker
+ * finished up to 270 ms before the main thread on 1,000,000 rows.
+ */
+const FINE_TAIL = { parts: 2, pieces: 4 };
 
 /** Exposed so that tests can split small files. */
 export const importTuning = { splitMinBytes: SPLIT_MIN_BYTES, partBytes: PART_BYTES };
@@ -38,7 +44,7 @@ async function planParts(source: string, csv: CsvSource): Promise<CsvSplit> {
   const { dataStart, dataLine } = csv.layout;
   // One part is read whole, CR or not: no pass over the file for it.
   if (size < importTuning.splitMinBytes) return { parts: [{ start: dataStart, end: size, line: dataLine }], carriageReturn: true };
-  return splitCsv(source, csv.layout, Math.ceil((size - dataStart) / importTuning.partBytes));
+  return splitCsv(source, csv.layout, Math.ceil((size - dataStart) / importTuning.partBytes), FINE_TAIL);
 }
 
 /**

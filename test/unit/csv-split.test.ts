@@ -61,6 +61,20 @@ describe('splitCsv', () => {
     await expectSameAsWhole(file, parts);
   });
 
+  it('cuts the last parts again into pieces: whole parts first, then smaller ones to the end', async () => {
+    const lines = Array.from({ length: 8000 }, (_, i) => `u${i}@example.com,Name ${i}\n`);
+    const file = write(`email,name\n${lines.join('')}`);
+    const layout = (await openCsv(file)).layout;
+    const { parts } = await splitCsv(file, layout, 6, { parts: 2, pieces: 4 });
+    // 4 whole parts and 2 × 4 pieces.
+    expect(parts).toHaveLength(12);
+    const sizes = parts.map((p) => p.end - p.start);
+    const whole = (fs.statSync(file).size - layout.dataStart) / 6;
+    for (const s of sizes.slice(0, 4)) expect(Math.abs(s - whole)).toBeLessThan(100);
+    for (const s of sizes.slice(4)) expect(Math.abs(s - whole / 4)).toBeLessThan(100);
+    await expectSameAsWhole(file, parts);
+  });
+
   it('never cuts inside a quoted field that spans lines, whatever the targets hit', async () => {
     const random = rng(7);
     let body = '';
