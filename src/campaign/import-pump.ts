@@ -73,6 +73,7 @@ export function prestartImportWorker(): void {
 export class PartPump {
   private readonly state: PartState[];
   private nextPart = 0;
+  private started = false;
   private endInSight: 'ahead' | 'due' | 'done' = 'ahead';
   private ownRecords = 0;
   private workerRecords = 0;
@@ -117,9 +118,24 @@ export class PartPump {
     };
   }
 
+  /**
+   * Sets the worker reading (a file in parts), before run(): its batches wait
+   * in the inbox, MAX_IN_FLIGHT at most, until run() inserts them.
+   */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    if (this.parts.length > 1) this.startWorker();
+  }
+
+  /** Stops a pump that was started but will not run (the import failed before reading). */
+  stop(): void {
+    this.stopWorker();
+  }
+
   /** Reads every part; resolves with the number of records read. */
   async run(): Promise<number> {
-    if (this.parts.length > 1) this.startWorker();
+    this.start();
     try {
       for (;;) {
         // With no batch waiting, so that the worker has every slot free

@@ -124,7 +124,7 @@ describe('mailq import of a large file in parts (built CLI, real SQLite)', () =>
     const db = path.join(dir, 'm.db');
     const file = path.join(dir, 'big.csv');
     fs.writeFileSync(file, generate().text);
-    // The worker is started before the template is checked (prestartImportWorker).
+    // The worker is started, and reading parts, before the template is checked.
     const r = runCli(['--db', db, 'import', file, '-c', 'c1', '-t', path.join(dir, 'no-such-template'), '--json']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no-such-template');
