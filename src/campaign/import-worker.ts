@@ -10,10 +10,11 @@ import { openPart, takeRecords } from './import-rows.js';
  * slices and inserts batches of its own between the worker's (with two the
  * worker sat waiting for acks ~20% of the time), and a checkpoint holds it
  * for ~100 ms (16,384 pages): with three, the worker still waited 60-80 ms
- * at each, ~300 ms in all on 1,000,000 rows; with five, ~210 ms in all
- * (most of it before its first part and after its last).
+ * at each. Four are ~140 ms of its parsing. Five cut its waits further, but
+ * one run in nine peaked at 200.6 MB of RSS (184-194 otherwise); with four,
+ * 182-191 MB in six runs.
  */
-const MAX_IN_FLIGHT = 5;
+const MAX_IN_FLIGHT = 4;
 /**
  * Once no part is left to hand out, batches are a quarter of the size: the
  * main thread inserts what is in flight after this thread has finished,

@@ -41,19 +41,23 @@ describe('SQLite specifics', () => {
     const store = new SqliteStore(file);
     const c = await store.createCampaign({ name: 'c', templateJson: '{}', templateHash: 'h', templateSource: '/t', vars: {} });
     const run = await store.beginImport(c.id, '/data/a.csv', ['email', 'n']);
-    const rows = Array.from({ length: 5000 }, (_, i) => ({ line: i + 2, address: `u${i}@example.com`, varsJson: '[null,"x"]' }));
-    await store.insertBatch(run, rows, []);
-    // Committed to the log only: the import raises the checkpoint threshold.
-    const before = fs.statSync(file).size;
-    expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(before);
+    // ~1,600 pages a batch: past the 1,000 of the default checkpoint, short of the import's 16,384.
+    const batch = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ line: i + 2, address: `${prefix}${i}@example.com`, varsJson: `[null,"${'x'.repeat(200)}"]` }));
+    await store.insertBatch(run, batch('a', 20_000), []);
+    // Committed to the log only.
+    const start = fs.statSync(file).size;
+    expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(4 * 1024 * 1024);
     await store.importEndInSight(run.id);
-    const after = fs.statSync(file).size;
-    expect(after).toBeGreaterThan(before + 100 * 1024);
-    // Later batches of the run are checkpointed as they commit (past 1,000 pages of log).
-    const more = Array.from({ length: 20_000 }, (_, i) => ({ line: i + 6000, address: `v${i}@example.com`, varsJson: `[null,"${'x'.repeat(200)}"]` }));
-    await store.insertBatch(run, more, []);
-    expect(fs.statSync(file).size).toBeGreaterThan(after + 100 * 1024);
-    expect((await store.finishImport(run.id, { rejected: 0, total: 25_000 })).imported).toBe(25_000);
+    const copied = fs.statSync(file).size;
+    expect(copied).toBeGreaterThan(start + 4 * 1024 * 1024);
+    // The next batch starts the log over, and cuts its file to 4 MiB.
+    await store.insertBatch(run, batch('b', 100), []);
+    expect(fs.statSync(`${file}-wal`).size).toBeLessThanOrEqual(4 * 1024 * 1024);
+    // Later batches are checkpointed as they commit.
+    await store.insertBatch(run, batch('c', 20_000), []);
+    expect(fs.statSync(file).size).toBeGreaterThan(copied + 4 * 1024 * 1024);
+    expect((await store.finishImport(run.id, { rejected: 0, total: 40_100 })).imported).toBe(40_100);
     await store.close();
   });
 

@@ -84,6 +84,8 @@ const INSERT_CHUNK = 100;
 const ROW_VALUES = 3;
 const IMPORT_CHECKPOINT_PAGES = 16_384;
 const DEFAULT_CHECKPOINT_PAGES = 1000;
+/** Log file size kept after a checkpoint once an import's end is in sight: 1,000 pages. */
+const ENDING_WAL_BYTES = 4 * 1024 * 1024;
 /**
  * Page cache while an import runs, instead of CACHE_KIB: 8 MiB more of it
  * did not make a 1,000,000-row import in file order faster, and it is 8 MiB
@@ -386,12 +388,15 @@ export class SqliteStore extends SqliteSendStore implements Store {
    * later batch of the run, instead of leaving it to finishImport's commit,
    * which runs alone: with 16,384-page checkpoints the log held ~8,000 pages
    * on average at the end, 57-87 ms of copying on 1,000,000 rows. PASSIVE:
-   * it never waits for a reader.
+   * it never waits for a reader. The size limit has the next batch cut the
+   * log file (64 MiB by then) down to 4 MiB: deleting it whole when the
+   * database closes took 27 ms of the 32 the close took, at the very end.
    */
   importEndInSight(runId: number): Promise<void> {
     return this.op(() => {
       this.ending.add(runId);
       this.db.pragma('wal_checkpoint(PASSIVE)');
+      this.db.pragma(`journal_size_limit = ${ENDING_WAL_BYTES}`);
     });
   }
 
