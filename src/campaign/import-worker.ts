@@ -18,7 +18,7 @@ const MAX_IN_FLIGHT = 4;
 /**
  * Once no part is left to hand out, batches are a quarter of the size: the
  * main thread inserts what is in flight after this thread has finished,
- * alone, and three full batches were ~75 ms of it.
+ * alone, and three full batches in flight were ~75 ms of it.
  */
 const ENDING_BATCH_DIVISOR = 4;
 
