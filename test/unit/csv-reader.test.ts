@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it, expect, afterAll, afterEach } from 'vitest';
-import { openCsv, parseDelimiter, readerTuning, type CsvReadOptions, type CsvRecord, type CsvSource } from '../../src/campaign/csv-reader.js';
+import { Parser } from 'csv-parse';
+import { decodeFieldsInPlace, openCsv, parseDelimiter, readerTuning, type CsvReadOptions, type CsvRecord, type CsvSource } from '../../src/campaign/csv-reader.js';
 import { InputError } from '../../src/errors.js';
 
 const DEFAULT_CHUNK = readerTuning.chunkBytes;
@@ -203,6 +204,29 @@ describe('openCsv: dialects', () => {
   it('trims header names', async () => {
     const { source } = await read(' email ,\tFirst Name \na@x.com,Ann\n', { delimiter: ',' });
     expect(source.columns).toEqual(['email', 'First Name']);
+  });
+});
+
+describe('csv-parse field decoding', () => {
+  // A csv-parse upgrade that changes its parser state would silently make
+  // every import slower (the fallback); this says so instead.
+  it("still reaches csv-parse's field buffer, and decodes what csv-parse would", () => {
+    const text = 'a@x.com,"Zoë, ""quoted""",€ ünïcödé 🎉\nb@x.com,,plain\n';
+    const parse = (patch: boolean): string[][] => {
+      const parser = new Parser({ relax_column_count: true });
+      if (patch) expect(decodeFieldsInPlace(parser)).toBe(true);
+      const out: string[][] = [];
+      parser.on('data', (r: string[]) => out.push(r));
+      parser.write(Buffer.from(text));
+      parser.end();
+      return out;
+    };
+    const plain = parse(false);
+    expect(plain).toEqual([
+      ['a@x.com', 'Zoë, "quoted"', '€ ünïcödé 🎉'],
+      ['b@x.com', '', 'plain'],
+    ]);
+    expect(parse(true)).toEqual(plain);
   });
 });
 
