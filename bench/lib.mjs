@@ -4,6 +4,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 
+/** The number after `name` on the command line (`--rows 20000`), or `fallback`. */
+export function numberArg(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
 export function measure(cmd, args, options = {}) {
   const timeFile = `${options.tmp ?? '/tmp'}/mailq-bench-time-${process.pid}.txt`;
   const started = process.hrtime.bigint();

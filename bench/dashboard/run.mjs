@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { numberArg } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (p) => pathToFileURL(path.join(root, 'dist', p)).href;
@@ -17,12 +18,8 @@ const { Dashboard } = await import(dist('ui/dashboard/Dashboard.js'));
 const { render } = await import('ink');
 const { createElement } = await import('react');
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const EVENTS = arg('--events', 1_000_000);
-const FRAMES = arg('--frames', 200);
+const EVENTS = numberArg('--events', 1_000_000);
+const FRAMES = numberArg('--frames', 200);
 const gc = globalThis.gc ?? (() => undefined);
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);

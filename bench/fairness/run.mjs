@@ -9,14 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { startSmtpSink } from '../lib.mjs';
+import { numberArg, startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rows = arg('--rows', 20_000);
+const rows = numberArg('--rows', 20_000);
 const HOST = '127.0.0.1';
 const bin = path.join(root, 'bin', 'mailq.js');
 const template = path.join(root, 'templates', 'newsletter');

@@ -5,15 +5,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure, median } from '../lib.mjs';
+import { measure, median, numberArg } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rows = arg('--rows', 1_000_000);
-const runs = arg('--runs', 3);
+const rows = numberArg('--rows', 1_000_000);
+const runs = numberArg('--runs', 3);
 const outDir = path.join(root, 'bench', 'out');
 fs.mkdirSync(outDir, { recursive: true });
 const csv = path.join(outDir, `import-${rows}.csv`);

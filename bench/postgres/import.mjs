@@ -11,15 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { measure, median } from '../lib.mjs';
+import { measure, median, numberArg } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const base = process.env.MAILQ_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const runs = arg('--runs', 3);
+const runs = numberArg('--runs', 3);
 
 async function dropSchema(schema) {
   const c = new pg.Client({ connectionString: base });
@@ -72,7 +68,7 @@ async function cliImport() {
 
 /** The store alone: the same rows through each import method, batches of 10,000 as src/campaign/import.ts sends them. */
 async function compare() {
-  const rows = arg('--rows', 100_000);
+  const rows = numberArg('--rows', 100_000);
   const { PgStore } = await import(path.join(root, 'dist', 'store', 'postgres', 'pg-store.js'));
   const { importMethods } = await import(path.join(root, 'dist', 'store', 'postgres', 'import-batch.js'));
   const plans = ['free', 'pro', 'team'];

@@ -26,15 +26,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startSmtpSink } from '../lib.mjs';
+import { numberArg, startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rows = arg('--rows', 20_000);
-const microRows = arg('--micro-rows', 5_000);
+const rows = numberArg('--rows', 20_000);
+const microRows = numberArg('--micro-rows', 5_000);
 const skipSend = process.argv.includes('--skip-send');
 const base = process.env.MAILQ_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const HOST = '127.0.0.1';

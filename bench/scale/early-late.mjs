@@ -16,15 +16,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure, median, startSmtpSink, writeRecipientsCsv } from '../lib.mjs';
+import { measure, median, numberArg, startSmtpSink, writeRecipientsCsv } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rows = arg('--rows', 1_000_000);
-const rounds = arg('--rounds', 3);
+const rows = numberArg('--rows', 1_000_000);
+const rounds = numberArg('--rounds', 3);
 const tenth = Math.floor(rows / 10);
 const HOST = '127.0.0.1';
 /** `send` exits 4 when it stops at --limit (README, Exit codes). */

@@ -10,14 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure, startSmtpSink } from '../lib.mjs';
+import { measure, numberArg, startSmtpSink } from '../lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rows = arg('--rows', 20_000);
+const rows = numberArg('--rows', 20_000);
 const HOST = '127.0.0.1';
 const SOURCE = '/usr/sbin/smtp-source';
 for (const f of [SOURCE]) if (!fs.existsSync(f)) throw new Error(`${f} missing: apt-get install postfix`);
